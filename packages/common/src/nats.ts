@@ -1,0 +1,122 @@
+/**
+ * NATS helpers: connection from config, the JetStream resources probemesh uses, and
+ * their names (the contract in DESIGN.md).
+ */
+import { connect, DiscardPolicy, JetStreamManager, KV, NatsConnection, nanos, RetentionPolicy, StorageType, StreamConfig } from 'nats';
+import { ErrorCodes, ProbemeshError } from './errors';
+import { Logger } from './log';
+import { duration, Infer, list, num, obj, optional, str } from './schema';
+
+/** KV bucket of targets (key = target id, value = probemesh.v1.Target). */
+export const KV_TARGETS = 'pm_targets';
+/** KV bucket of prober registrations (key = prober id, value = probemesh.v1.Heartbeat). */
+export const KV_PROBERS = 'pm_probers';
+/** KV bucket of assignments (key = prober id, value = probemesh.v1.Assignment). */
+export const KV_ASSIGNMENTS = 'pm_assignments';
+/** KV bucket holding the coordinator leader lease. */
+export const KV_LEADER = 'pm_leader';
+/** JetStream stream of result batches. */
+export const STREAM_RESULTS = 'PM_RESULTS';
+/** Subjects of result batches: `pm.results.<prober>`. */
+export const SUBJECT_RESULTS = 'pm.results';
+/** Subjects of heartbeats: `pm.heartbeat.<prober>`. */
+export const SUBJECT_HEARTBEAT = 'pm.heartbeat';
+
+/** Returns `pm.results.<prober>`. */
+export function resultsSubject(prober: string): string {
+  return `${SUBJECT_RESULTS}.${prober}`;
+}
+/** Returns `pm.heartbeat.<prober>`. */
+export function heartbeatSubject(prober: string): string {
+  return `${SUBJECT_HEARTBEAT}.${prober}`;
+}
+
+/** NATS connection settings (`nats:` in every service config). */
+export const natsSchema = obj({
+  servers: list(str({ nonEmpty: true }), { default: ['nats://127.0.0.1:4222'], minItems: 1, doc: 'NATS server URLs (comma-separated in the env override).' }),
+  connect_timeout: duration({ default: '5s', doc: 'Timeout of each connection attempt.' }),
+  user: optional(str({ doc: 'User name for NATS authentication.' })),
+  password: optional(str({ doc: 'Password for NATS authentication (never logged).' })),
+});
+
+/** Parsed `nats:` settings. */
+export type NatsSettings = Infer<typeof natsSchema>;
+
+/** Settings of the `PM_RESULTS` stream (`stream:` in the aggregator/coordinator config). */
+export const resultsStreamSchema = obj({
+  max_age: duration({ default: '24h', doc: 'How long unacknowledged and acknowledged results are kept.' }),
+  max_bytes: num({ int: true, min: -1, default: 1024 * 1024 * 1024, doc: 'Byte limit of the stream (-1 = unlimited).' }),
+  replicas: num({ int: true, min: 1, max: 5, default: 1, doc: 'JetStream replicas of the stream (3 on a 3-node cluster).' }),
+});
+
+/** Parsed `stream:` settings. */
+export type ResultsStreamSettings = Infer<typeof resultsStreamSchema>;
+
+/**
+ * Connects to NATS, retrying the first connection until `opts.waitMs` has passed, and
+ * reconnecting forever afterwards. Logs disconnects and reconnects.
+ */
+export async function connectNats(settings: NatsSettings, name: string, log: Logger, opts: { waitMs?: number } = {}): Promise<NatsConnection> {
+  const deadline = Date.now() + (opts.waitMs ?? 30_000);
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const nc = await connect({
+        servers: settings.servers,
+        name,
+        timeout: settings.connect_timeout,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        reconnectJitter: 100,
+        pingInterval: 5_000,
+        user: settings.user,
+        pass: settings.password,
+      });
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type, server: String(s.data) }, `nats ${s.type}`);
+        }
+      })();
+      return nc;
+    } catch (err) {
+      lastErr = err;
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new ProbemeshError(ErrorCodes.NATS_UNAVAILABLE, `cannot connect to NATS at ${settings.servers.join(', ')}: ${(lastErr as Error)?.message ?? lastErr}`, { cause: lastErr });
+}
+
+/** Creates the `PM_RESULTS` stream, or updates its limits if it exists. */
+export async function ensureResultsStream(jsm: JetStreamManager, s: ResultsStreamSettings): Promise<void> {
+  const cfg: Partial<StreamConfig> = {
+    name: STREAM_RESULTS,
+    subjects: [`${SUBJECT_RESULTS}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(s.max_age),
+    max_bytes: s.max_bytes,
+    num_replicas: s.replicas,
+    duplicate_window: nanos(120_000),
+  };
+  try {
+    const info = await jsm.streams.info(STREAM_RESULTS);
+    const c = info.config;
+    if (c.max_age !== cfg.max_age || c.max_bytes !== cfg.max_bytes) await jsm.streams.update(STREAM_RESULTS, { ...c, max_age: cfg.max_age!, max_bytes: cfg.max_bytes! });
+  } catch (err) {
+    if (!/stream not found/i.test(String((err as Error).message))) throw err;
+    try {
+      await jsm.streams.add(cfg);
+    } catch (e) {
+      // Another service created it between our info and add.
+      if (!/already in use|exists/i.test(String((e as Error).message))) throw e;
+    }
+  }
+}
+
+/** Opens (creating if needed) a KV bucket with `history` revisions per key. */
+export async function openKv(nc: NatsConnection, bucket: string, opts: { history?: number; replicas?: number; ttlMs?: number } = {}): Promise<KV> {
+  const js = nc.jetstream();
+  return js.views.kv(bucket, { history: opts.history ?? 1, replicas: opts.replicas ?? 1, ttl: opts.ttlMs ?? 0 });
+}
