@@ -1,0 +1,37 @@
+/** The prober's configuration (`probemesh prober --config prober.yaml`). */
+import { hostname } from 'node:os';
+import { addIssue, duration, httpSchema, Infer, logSchema, natsSchema, num, obj, resultsStreamSchema, str } from '@probemesh/common';
+
+/** The host name as a NATS subject token ("edge-1.example.com" → "edge-1-example-com"). */
+function defaultId(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, '-') || 'prober';
+}
+
+/** Prober configuration schema (snake_case keys, defaults documented per key). */
+export const proberConfigSchema = obj(
+  {
+    id: str({ default: defaultId(), nonEmpty: true, pattern: /^[A-Za-z0-9_-]+$/, doc: 'Prober id, unique in the mesh (a NATS subject token: letters, digits, "-", "_"). @default os.hostname() with other characters replaced by "-"' }),
+    region: str({ default: 'local', nonEmpty: true, doc: 'Region the prober runs in. @default "local"' }),
+    zone: str({ default: 'default', nonEmpty: true, doc: 'Zone the prober runs in (the `zone` label). @default "default"' }),
+    capacity: num({ int: true, min: 1, default: 1, doc: 'Relative capacity (placement weight). @default 1' }),
+    nats: natsSchema,
+    stream: resultsStreamSchema,
+    http: httpSchema('0.0.0.0:9115'),
+    heartbeat_interval: duration({ default: '1s', minMs: 50, doc: 'Time between two heartbeats. @default "1s"' }),
+    publish: obj({
+      max_batch: num({ int: true, min: 1, default: 500, doc: 'Most results in one published batch. @default 500' }),
+      max_delay: duration({ default: '200ms', minMs: 1, doc: 'Longest a result waits before its batch is published. @default "200ms"' }),
+      max_buffered_results: num({ int: true, min: 1, default: 100_000, doc: 'Most results held while JetStream is unavailable; beyond it the oldest are dropped (counted in probemesh_prober_results_dropped_total). @default 100000' }),
+    }),
+    max_concurrency: num({ int: true, min: 1, default: 1000, doc: 'Most probes running at once. @default 1000' }),
+    log: logSchema,
+  },
+  {
+    check(v, path, ctx) {
+      if (v.publish.max_buffered_results < v.publish.max_batch) addIssue(ctx, path ? `${path}.publish.max_buffered_results` : 'publish.max_buffered_results', `must be >= publish.max_batch (${v.publish.max_batch})`);
+    },
+  },
+);
+
+/** Parsed prober configuration. */
+export type ProberConfig = Infer<typeof proberConfigSchema>;
