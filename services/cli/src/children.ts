@@ -37,6 +37,14 @@ export function findBinary(name: string, debianPackage: string): string {
   throw new ProbemeshError(ErrorCodes.DEPENDENCY_MISSING, `${name} not found: install the Debian package ${debianPackage} (npm start does this when run as root: apt-get install ${debianPackage})`);
 }
 
+function findSetpriv(): string | undefined {
+  try {
+    return findBinary('setpriv', 'util-linux');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts and stops the children of one `up` run. */
 export class ChildSet {
   private readonly children: Child[] = [];
@@ -48,11 +56,18 @@ export class ChildSet {
     return this.children;
   }
 
-  /** Spawns `cmd args` with stdout/stderr appended to `<logDir>/<name>.log`. */
-  start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
+  /**
+   * Spawns `cmd args` with stdout/stderr appended to `<logDir>/<name>.log`, in its own
+   * process group so a terminal's Ctrl-C reaches only `up`, which then stops the
+   * children in order. `dieWithParent` wraps the command in `setpriv --pdeathsig`
+   * (util-linux) so it cannot outlive `up` even if `up` is killed with SIGKILL.
+   */
+  start(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; dieWithParent?: boolean } = {}): Child {
     const logFile = join(this.logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
+    const setpriv = opts.dieWithParent ? findSetpriv() : undefined;
+    const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', cmd, ...args]] : [cmd, args];
+    const proc = spawn(file, argv, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, detached: true });
     closeSync(fd);
     if (proc.pid === undefined) throw new ProbemeshError(ErrorCodes.DEPENDENCY_MISSING, `cannot start ${name} (${cmd})`);
     const exited = new Promise<string>((resolve) => {

@@ -47,7 +47,13 @@ function serviceCommand<C extends { id: string; log: { level: string } }>(spec: 
       const log = createLogger(spec.name, config.id, config.log.level);
       const running = await spec.start(config, log);
       log.info({ config: file ?? '(defaults)' }, `${spec.name} started: ${running.describe}`);
-      return new Promise<number>((resolve) => {
+      return new Promise<number>((done) => {
+        // Once the orderly stop is over, exit even if a library still holds a handle
+        // (e.g. a NATS client retrying a server that is gone).
+        const resolve = (code: number) => {
+          done(code);
+          setTimeout(() => process.exit(code), 200).unref();
+        };
         let stopping = false;
         const stop = (why: string) => {
           if (stopping) return;

@@ -155,7 +155,7 @@ export const upCommand: Command = {
     };
 
     try {
-      children.start('nats', natsBin, ['-js', '-a', '127.0.0.1', '-p', String(ports.nats), '-sd', join(dir, 'nats'), '-n', 'probemesh-local']);
+      children.start('nats', natsBin, ['-js', '-a', '127.0.0.1', '-p', String(ports.nats), '-sd', join(dir, 'nats'), '-n', 'probemesh-local'], { dieWithParent: true });
       const proberTargets = ports.probers.map((p) => `"127.0.0.1:${p}"`).join(', ');
       const promConfig = join(dir, 'config', 'prometheus.yml');
       writeFileSync(
@@ -175,7 +175,7 @@ export const upCommand: Command = {
           '',
         ].join('\n'),
       );
-      children.start('prometheus', promBin, [`--config.file=${promConfig}`, `--storage.tsdb.path=${join(dir, 'prometheus')}`, `--web.listen-address=127.0.0.1:${ports.prometheus}`, '--web.enable-remote-write-receiver', '--storage.tsdb.retention.time=15d']);
+      children.start('prometheus', promBin, [`--config.file=${promConfig}`, `--storage.tsdb.path=${join(dir, 'prometheus')}`, `--web.listen-address=127.0.0.1:${ports.prometheus}`, '--web.enable-remote-write-receiver', '--storage.tsdb.retention.time=15d'], { dieWithParent: true });
       await waitUntil('nats-server', 20_000, () => tcpOpen(ports.nats), deadChild);
 
       const natsYaml = `nats:\n  servers: ${yamlList([natsUrl])}\n`;
