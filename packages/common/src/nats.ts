@@ -2,7 +2,8 @@
  * NATS helpers: connection from config, the JetStream resources probemesh uses, and
  * their names (the contract in DESIGN.md).
  */
-import { connect, DiscardPolicy, JetStreamManager, KV, NatsConnection, nanos, RetentionPolicy, StorageType, StreamConfig } from 'nats';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, DiscardPolicy, JetStreamManager, KV, NatsConnection, nanos, RetentionPolicy, StorageType, StreamConfig } from 'nats';
 import { ErrorCodes, ProbemeshError } from './errors';
 import { Logger } from './log';
 import { duration, Infer, list, num, obj, optional, str } from './schema';
@@ -37,6 +38,15 @@ export const natsSchema = obj({
   connect_timeout: duration({ default: '5s', doc: 'Timeout of each connection attempt.' }),
   user: optional(str({ doc: 'User name for NATS authentication.' })),
   password: optional(str({ doc: 'Password for NATS authentication (never logged).' })),
+  password_file: optional(str({ doc: 'File holding the NATS password (instead of password).' })),
+  creds_file: optional(str({ doc: 'NATS credentials file (JWT + NKey seed) for decentralized auth.' })),
+  tls: optional(
+    obj({
+      ca_file: optional(str({ doc: 'CA bundle the server certificate must chain to.' })),
+      cert_file: optional(str({ doc: 'Client certificate (PEM) for mutual TLS.' })),
+      key_file: optional(str({ doc: 'Client key (PEM), never logged.' })),
+    }),
+  ),
 });
 
 /** Parsed `nats:` settings. */
@@ -59,6 +69,16 @@ export type ResultsStreamSettings = Infer<typeof resultsStreamSchema>;
 export async function connectNats(settings: NatsSettings, name: string, log: Logger, opts: { waitMs?: number } = {}): Promise<NatsConnection> {
   const deadline = Date.now() + (opts.waitMs ?? 30_000);
   let lastErr: unknown;
+  const secret = (file: string, what: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ProbemeshError(ErrorCodes.CONFIG_INVALID, `nats.${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  };
+  const password = settings.password ?? (settings.password_file ? secret(settings.password_file, 'password_file').trim() : undefined);
+  const authenticator = settings.creds_file ? credsAuthenticator(new TextEncoder().encode(secret(settings.creds_file, 'creds_file'))) : undefined;
+  const tls = settings.tls ? { caFile: settings.tls.ca_file, certFile: settings.tls.cert_file, keyFile: settings.tls.key_file } : undefined;
   for (;;) {
     try {
       const nc = await connect({
@@ -70,7 +90,9 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
         reconnectJitter: 100,
         pingInterval: 5_000,
         user: settings.user,
-        pass: settings.password,
+        pass: password,
+        authenticator,
+        tls,
       });
       void (async () => {
         for await (const s of nc.status()) {
@@ -80,6 +102,8 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
       return nc;
     } catch (err) {
       lastErr = err;
+      // Bad credentials or TLS will not fix themselves: fail at once.
+      if (/AUTHORIZATION_VIOLATION|AUTHENTICATION|certificate|TLS/i.test(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`)) break;
       if (Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 250));
     }
