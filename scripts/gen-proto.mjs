@@ -5,7 +5,7 @@
 //   index.js + index.d.ts        re-exports, plus PROTO_ROOT for loaders (reflection)
 // Skips the work when every output is newer than every .proto and this script.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -104,4 +104,12 @@ writeFileSync(join(genDir, 'index.d.ts'), [
   'export declare const PROTO_FILES: string[];',
   '',
 ].join('\n'));
+// tsc -b does not see a change of these generated declarations as an input change of
+// the projects using them: drop their build info so the next build checks them again.
+for (const dir of ['packages', 'services']) {
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+    if (e.isDirectory()) rmSync(join(root, dir, e.name, 'tsconfig.tsbuildinfo'), { force: true });
+  }
+}
+rmSync(join(root, 'test', 'tsconfig.tsbuildinfo'), { force: true });
 console.log(`gen-proto: ${protos.length} .proto files -> proto/gen (${services.length} services)`);
