@@ -1,0 +1,31 @@
+/**
+ * The standard services next to the AdminService, so stock tools work against the
+ * coordinator: `grpc.health.v1.Health` (grpc-health-probe, load balancers) and server
+ * reflection v1 / v1alpha (grpcurl `list` / `describe`), built from the same .proto files
+ * as the AdminService through @grpc/proto-loader.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { PROTO_FILES, PROTO_ROOT } from '@probemesh/proto';
+
+/** Fully-qualified name of the AdminService, as health checks name it. */
+export const ADMIN_SERVICE_NAME = 'probemesh.v1.AdminService';
+
+/** Health states a coordinator reports. */
+export type ServingStatus = 'SERVING' | 'NOT_SERVING';
+
+/** Adds health and reflection to `server`; returns a setter for the health status. */
+export function addStandardServices(server: grpc.Server): { setStatus(status: ServingStatus): void } {
+  const definitions = loadSync(PROTO_FILES.filter((f) => f.startsWith('probemesh/')), { includeDirs: [PROTO_ROOT], keepCase: false, longs: String, enums: String, defaults: true });
+  new ReflectionService(definitions).addToServer(server);
+  const health = new HealthImplementation({ '': 'SERVING', [ADMIN_SERVICE_NAME]: 'SERVING' });
+  health.addToServer(server);
+  return {
+    setStatus(status) {
+      health.setStatus('', status);
+      health.setStatus(ADMIN_SERVICE_NAME, status);
+    },
+  };
+}
