@@ -1,6 +1,7 @@
 /** The prober's configuration (`probemesh prober --config prober.yaml`). */
 import { hostname } from 'node:os';
-import { addIssue, duration, httpSchema, Infer, logSchema, natsSchema, num, obj, resultsStreamSchema, str } from '@probemesh/common';
+import { addIssue, bool, duration, httpSchema, Infer, logSchema, natsSchema, num, obj, optional, resultsStreamSchema, str } from '@probemesh/common';
+import { modulesSchema } from './modules';
 
 /** The host name as a NATS subject token ("edge-1.example.com" → "edge-1-example-com"). */
 function defaultId(): string {
@@ -24,6 +25,21 @@ export const proberConfigSchema = obj(
       max_buffered_results: num({ int: true, min: 1, default: 100_000, doc: 'Most results held while JetStream is unavailable; beyond it the oldest are dropped (counted in probemesh_prober_results_dropped_total). @default 100000' }),
     }),
     max_concurrency: num({ int: true, min: 1, default: 1000, doc: 'Most probes running at once. @default 1000' }),
+    ebpf: obj({
+      enabled: bool({ default: true, doc: 'Take kernel TCP measurements per probe with bpftrace (needs root, bpftrace, BTF); when unavailable probing goes on without them and probemesh_ebpf_info says why. @default true' }),
+      bpftrace_path: str({ default: 'bpftrace', nonEmpty: true, doc: 'bpftrace executable (path or name in PATH). @default "bpftrace"' }),
+      program: optional(str({ nonEmpty: true, doc: 'bpftrace program to run (default: bpf/probemesh-tcp.bt of the installation).' })),
+      attach_timeout: duration({ default: '30s', minMs: 1000, doc: 'Longest wait for bpftrace to attach its probes. @default "30s"' }),
+    }),
+    clock: obj({
+      poll_interval: duration({ default: '10s', minMs: 100, doc: 'Time between two reads of the clock sync state (pmc, chronyc, adjtimex). @default "10s"' }),
+      pmc_path: str({ default: 'pmc', doc: 'linuxptp pmc (path or name; "" = do not ask). @default "pmc"' }),
+      chronyc_path: str({ default: 'chronyc', doc: 'chronyc (path or name; "" = do not ask). @default "chronyc"' }),
+      adjtimex: bool({ default: true, doc: "Read the kernel's sync state with adjtimex(2) through a small C helper compiled with cc on first use. @default true" }),
+    }),
+    modules_file: optional(str({ nonEmpty: true, doc: 'A blackbox_exporter config file (blackbox.yml) whose `modules:` this prober loads, overriding the built-in ones. @default none' })),
+    modules: optional(modulesSchema),
+    probe_timeout_offset: duration({ default: '500ms', doc: '/probe: subtracted from X-Prometheus-Scrape-Timeout-Seconds (blackbox --timeout-offset). @default "500ms"' }),
     log: logSchema,
   },
   {

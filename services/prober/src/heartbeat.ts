@@ -32,6 +32,12 @@ export interface HeartbeatSource {
   appliedEpoch(): bigint;
   /** Targets scheduled now. */
   targets(): number;
+  /** Names of the loaded probe modules (Heartbeat.modules). @default none */
+  modules?(): string[];
+  /** The clock's sync state (Heartbeat.clock). @default absent */
+  clock?(): { source: string; synced: boolean; offsetNs: bigint; errorBoundNs: bigint };
+  /** The eBPF status (Heartbeat.ebpf). @default absent */
+  ebpf?(): { up: boolean; reason: string };
 }
 
 /** Every how many beats the registration in KV is refreshed. */
@@ -89,6 +95,9 @@ export class HeartbeatSender {
       targets: s.targets(),
       httpUrl: s.httpUrl,
       leaving,
+      modules: s.modules?.() ?? [],
+      clock: clockStatus(s),
+      ebpf: s.ebpf ? { ...s.ebpf() } : undefined,
     }).finish();
   }
 
@@ -113,4 +122,9 @@ export class HeartbeatSender {
     }
     this.schedule();
   }
+}
+
+function clockStatus(s: HeartbeatSource): probemesh.v1.IClockStatus | undefined {
+  const c = s.clock?.();
+  return c ? { source: c.source, synced: c.synced, offsetNs: Number(c.offsetNs), errorBoundNs: toULong(c.errorBoundNs) } : undefined;
 }

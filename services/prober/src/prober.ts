@@ -6,11 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { AnchoredClock, Clock, connectNats, createLogger, ensureResultsStream, KV_ASSIGNMENTS, KV_PROBERS, Logger, openKv, serveHttp, targetId, toULong } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
 import type { KV, NatsConnection } from 'nats';
-import { AssignmentWatcher } from './assignment';
+import { AssignmentWatcher, ConnectionFence } from './assignment';
+import { ClockSyncMonitor, registerClockMetrics, SyncedClock } from './clock';
+import { EbpfRunner, EbpfStatus, KernelTcp, kernelNote, kernelTcpProto, registerEbpfMetrics } from './ebpf';
 import { ProberConfig } from './config';
 import { HeartbeatSender } from './heartbeat';
 import { createProberMetrics } from './metrics';
-import { ProbeModules } from './modules';
+import { loadModuleDefinitions, ProbeModules } from './modules';
+import { probeRoute } from './probe-handler';
 import { outcomeDurationNs } from './probes';
 import { ResultPublisher } from './publisher';
 import { ProbeRunner, ScheduledTarget, Scheduler } from './scheduler';
@@ -21,6 +24,10 @@ export interface RunningProber {
   id: string;
   /** Base URL of its HTTP endpoint (/metrics). */
   httpUrl: string;
+  /** eBPF status now (up, or why not). */
+  ebpf(): EbpfStatus;
+  /** Resolves once bpftrace attached or failed (it starts in the background; probes before carry no kernel data). */
+  ebpfReady: Promise<EbpfStatus>;
   /** Stops cleanly (see {@link startProber}); idempotent. */
   stop(): Promise<void>;
 }
@@ -33,6 +40,8 @@ export interface ProberDeps {
   clock?: Clock;
   /** Probe modules. @default the built-in modules (`http_2xx`) */
   modules?: ProbeModules;
+  /** eBPF runner. @default an EbpfRunner from `config.ebpf` */
+  ebpf?: EbpfRunner;
 }
 
 /** Shortest interval a target may have (the Target contract says >= 100 ms). */
@@ -50,9 +59,19 @@ const STOP_FLUSH_MS = 5_000;
 export async function startProber(config: ProberConfig, deps: ProberDeps = {}): Promise<RunningProber> {
   const id = config.id;
   const log = deps.log ?? createLogger('prober', id, config.log.level);
-  const clock = deps.clock ?? new AnchoredClock();
-  const modules = deps.modules ?? new ProbeModules();
+  const clockSync = new ClockSyncMonitor({
+    pmcPath: config.clock.pmc_path || false,
+    chronycPath: config.clock.chronyc_path || false,
+    adjtimex: config.clock.adjtimex,
+    pollIntervalMs: config.clock.poll_interval,
+    log: log.child({ component: 'clock' }),
+  });
+  const clock = deps.clock ?? new SyncedClock(new AnchoredClock(), () => clockSync.status());
+  const ebpf = deps.ebpf ?? new EbpfRunner({ enabled: config.ebpf.enabled, bpftracePath: config.ebpf.bpftrace_path, programPath: config.ebpf.program, attachTimeoutMs: config.ebpf.attach_timeout, log: log.child({ component: 'ebpf' }) });
+  const modules = deps.modules ?? new ProbeModules(loadModuleDefinitions(config));
   const metrics = createProberMetrics({ prober: id, zone: config.zone });
+  registerEbpfMetrics(metrics.registry, ebpf);
+  registerClockMetrics(metrics.registry, () => clockSync.status());
   const cleanups: (() => Promise<unknown>)[] = [];
   const bootId = randomBytes(6).toString('hex');
 
@@ -62,13 +81,20 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
     await ensureResultsStream(await nc.jetstreamManager(), config.stream);
     const kvProbers = await openKvRetry(nc, KV_PROBERS);
     const kvAssignments = await openKvRetry(nc, KV_ASSIGNMENTS);
-    const endpoint = await serveHttp(config.http.listen, metrics.registry, log);
+    const endpoint = await serveHttp(config.http.listen, metrics.registry, log, {
+      '/probe': probeRoute({ modules, clock, log, timeoutOffsetMs: config.probe_timeout_offset }),
+    });
     cleanups.push(() => endpoint.close());
+    await clockSync.start();
+    cleanups.push(() => clockSync.stop());
+    const ebpfReady = ebpf.start();
+    cleanups.push(() => ebpf.stop());
 
     let maxTimeoutMs = 0;
     const js = nc.jetstream();
     // Epoch is read through the watcher, created below; the closure runs later.
     let watcher: AssignmentWatcher | undefined;
+    let fence: ConnectionFence | undefined;
     const heldEpoch = (): bigint => watcher?.epoch ?? 0n;
     const publisher = new ResultPublisher({
       prober: id,
@@ -93,11 +119,14 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
 
     const probeLog = log.child({ component: 'probe' });
     const runner: ProbeRunner = async (run) => {
+      if (fence?.fenced) return; // cut off from NATS: maybe no longer the owner (assignment.ts)
       const t = run.target;
       const epoch = heldEpoch();
       const startUnixNano = clock.nowNs();
       const startMono = clock.monoNs();
       const outcome = await modules.run(t, run.signal, { clock, log: probeLog });
+      const kernel: KernelTcp | undefined = outcome.socketInfo ? await ebpf.join(outcome.socketInfo) : undefined;
+      const note = kernel && !outcome.success ? kernelNote(kernel) : '';
       const durationNs = outcomeDurationNs(outcome, clock.monoNs() - startMono);
       metrics.probes.inc({ module: t.module, result: outcome.success ? 'success' : outcome.failureCode || 'error' });
       publisher.add({
@@ -109,7 +138,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
         startUnixNano: toULong(startUnixNano),
         success: outcome.success,
         failureCode: outcome.failureCode,
-        failureMessage: outcome.failureMessage,
+        failureMessage: note ? `${outcome.failureMessage} (${note})` : outcome.failureMessage,
         durationNs: toULong(durationNs),
         phases: outcome.phases.map((p) => ({ name: p.name, durationNs: toULong(p.durationNs) })),
         httpStatusCode: outcome.httpStatusCode,
@@ -117,7 +146,9 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
         epoch: toULong(epoch),
         labels: { ...t.labels },
         gauges: outcome.gauges.map((g) => ({ name: g.name, value: g.value, labels: g.labels ? { ...g.labels } : {} })),
+        hops: outcome.hops?.map((h) => ({ url: h.url, statusCode: h.statusCode, durationNs: toULong(h.durationNs) })),
         clockErrorBoundNs: toULong(clock.errorBoundNs()),
+        kernel: kernel ? kernelTcpProto(kernel) : undefined,
       });
     };
     const scheduler = new Scheduler(runner, {
@@ -148,7 +179,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
     );
 
     const heartbeat = new HeartbeatSender(
-      { prober: id, region: config.region, zone: config.zone, capacity: config.capacity, httpUrl: endpoint.url, appliedEpoch: heldEpoch, targets: () => scheduler.size },
+      { prober: id, region: config.region, zone: config.zone, capacity: config.capacity, httpUrl: endpoint.url, appliedEpoch: heldEpoch, targets: () => scheduler.size, modules: () => modules.names(), clock: () => clockSync.status(), ebpf: () => ebpf.status() },
       { publish: (subject, data) => nc.publish(subject, data), register: (key, data) => kvProbers.put(key, data) },
       { intervalMs: config.heartbeat_interval, clock, log: log.child({ component: 'heartbeat' }) },
     );
@@ -156,14 +187,20 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
     cleanups.push(() => heartbeat.stop());
     await watcher.start();
     cleanups.push(() => watcher!.stop());
+    const theFence = (fence = new ConnectionFence({ fenceAfterMs: 3 * config.heartbeat_interval, checkEveryMs: config.heartbeat_interval, ping: () => nc.flush(), resync: async () => { const e = await kvAssignments.get(id); if (e) watcher!.handle(e); }, clock, log: log.child({ component: 'fence' }) }));
+    theFence.start();
+    cleanups.push(async () => theFence.stop());
     log.info({ http: endpoint.url, zone: config.zone, region: config.region, boot: bootId, modules: modules.names() }, 'prober started');
 
     let stopping: Promise<void> | undefined;
     const stop = async (): Promise<void> => {
+      theFence.stop();
       await watcher!.stop();
       await scheduler.stop(Math.min(STOP_GRACE_MAX_MS, maxTimeoutMs + 1_000));
       await publisher.close(STOP_FLUSH_MS);
       await heartbeat.stop();
+      await ebpf.stop();
+      await clockSync.stop();
       try {
         await nc.drain();
       } catch (err) {
@@ -173,7 +210,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
       await endpoint.close();
       log.info({ lastSeq: String(publisher.lastSeq) }, 'prober stopped');
     };
-    return { id, httpUrl: endpoint.url, stop: () => (stopping ??= stop()) };
+    return { id, httpUrl: endpoint.url, ebpf: () => ebpf.status(), ebpfReady, stop: () => (stopping ??= stop()) };
   } catch (err) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     throw err;

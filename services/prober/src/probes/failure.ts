@@ -29,6 +29,40 @@ export const FailureCodes = {
   HTTP_STATUS: 'http_status',
   /** The HTTP version is not one of the valid ones. */
   HTTP_VERSION: 'http_version',
+  /** The DNS server answered with an rcode other than NXDOMAIN that is not in `valid_rcodes`. */
+  DNS_RCODE: 'dns_rcode',
+  /** A DNS answer/authority/additional record failed a `validate_*_rrs` regexp check. */
+  DNS_ANSWER_REGEX: 'dns_answer_regex',
+  /** A tcp `query_response` expectation (`expect` regexp or `expect_bytes`) was not met. */
+  TCP_EXPECT: 'tcp_expect',
+  /** A tcp `query_response` STARTTLS upgrade failed (handshake on the upgraded socket). */
+  STARTTLS: 'starttls',
+  /** ICMP: the target (or a router on the way) answered "unreachable" (host, net, port, admin). */
+  ICMP_UNREACHABLE: 'icmp_unreachable',
+  /** ICMP: no echo reply came back for any packet of the probe. */
+  ICMP_TIMEOUT: 'icmp_timeout',
+  /** ICMP: a `dont_fragment` packet is larger than the path MTU ("message too long" / frag needed). */
+  ICMP_FRAG_NEEDED: 'icmp_frag_needed',
+  /** ICMP: the TTL ran out on the way (`ttl` smaller than the hop count: time exceeded). */
+  ICMP_TTL_EXCEEDED: 'icmp_ttl_exceeded',
+  /** gRPC health: the service reported a status other than SERVING. */
+  GRPC_NOT_SERVING: 'grpc_not_serving',
+  /** gRPC health: the health service does not know the service (NOT_FOUND). */
+  GRPC_UNKNOWN_SERVICE: 'grpc_unknown_service',
+  /** gRPC: the Health/Check call failed with any other status (UNIMPLEMENTED, UNAVAILABLE, ...). */
+  GRPC_ERROR: 'grpc_error',
+  /** Thrift: the call returned T_EXCEPTION or set a declared exception field. */
+  THRIFT_EXCEPTION: 'thrift_exception',
+  /** Thrift: the reply could not be decoded (wrong protocol/transport, bad sequence id or name). */
+  THRIFT_PROTOCOL: 'thrift_protocol',
+  /** A `fail_if_body_matches_regexp` matched or a `fail_if_body_not_matches_regexp` did not. */
+  BODY_REGEX: 'body_regex',
+  /** A `fail_if_header_matches` matched, a `fail_if_header_not_matches` did not, or a required header is missing. */
+  HEADER_REGEX: 'header_regex',
+  /** The final response came over TLS and the module sets `fail_if_ssl`. */
+  HTTP_SSL: 'http_ssl',
+  /** The final response came over plain HTTP and the module sets `fail_if_not_ssl`. */
+  HTTP_NOT_SSL: 'http_not_ssl',
   /** The probe did not finish within its timeout. */
   TIMEOUT: 'timeout',
   /** The target names a module this prober does not know. */

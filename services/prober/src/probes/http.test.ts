@@ -15,6 +15,13 @@ import { ProbeOutcome, ProbeTarget } from './types';
 const clock = new AnchoredClock();
 const ctx = { clock, log: silentLogger() };
 const defaults = (): HttpProbeOptions => httpProbeSchema.defaultValue!();
+/** Options as a blackbox `http:` block would give them. */
+function httpOpts(raw: object): HttpProbeOptions {
+  const ctx = { issues: [], envSources: new Map() };
+  const v = httpProbeSchema.parse(raw, 'http', ctx);
+  assert.ok(v, JSON.stringify(ctx.issues));
+  return v;
+}
 
 function target(url: string, timeoutMs = 2_000): ProbeTarget {
   return { id: 't', url, module: 'http_2xx', timeoutMs, labels: {} };
@@ -137,7 +144,7 @@ describe('http probe', () => {
   });
 
   it('valid_status_codes makes 500 a success', async () => {
-    const o = await probe(`http://127.0.0.1:${port500}/`, { ...defaults(), valid_status_codes: [500] });
+    const o = await probe(`http://127.0.0.1:${port500}/`, httpOpts({ valid_status_codes: [500] }));
     assert.equal(o.success, true);
     assert.equal(o.httpStatusCode, 500);
   });
@@ -170,7 +177,7 @@ describe('http probe', () => {
   });
 
   it('body larger than body_size_limit → error', async () => {
-    const o = await probe(`http://127.0.0.1:${portBig}/`, { ...defaults(), body_size_limit: 1024 });
+    const o = await probe(`http://127.0.0.1:${portBig}/`, httpOpts({ body_size_limit: '1KB' }));
     assert.equal(o.failureCode, FailureCodes.ERROR);
     assert.match(o.failureMessage, /body_size_limit/);
     assert.equal((await probe(`http://127.0.0.1:${portBig}/`)).success, true);
@@ -209,7 +216,7 @@ describe('http probe', () => {
     });
 
     it('tls_config.ca_file trusts it: success with all phases and TLS gauges', async () => {
-      const opts = { ...defaults(), tls_config: { ca_file: join(dir, 'cert.pem'), insecure_skip_verify: false, server_name: undefined } };
+      const opts = httpOpts({ tls_config: { ca_file: join(dir, 'cert.pem') } });
       const o = await probe(`https://127.0.0.1:${port}/`, opts);
       assert.equal(o.success, true, o.failureMessage);
       assert.equal(o.httpStatusCode, 200);
@@ -221,7 +228,7 @@ describe('http probe', () => {
     });
 
     it('name not in the certificate → tls_cert_hostname (SNI + lookup)', async () => {
-      const opts = { ...defaults(), tls_config: { ca_file: join(dir, 'cert.pem'), insecure_skip_verify: false, server_name: undefined } };
+      const opts = httpOpts({ tls_config: { ca_file: join(dir, 'cert.pem') } });
       const lookup: LookupFn = async () => ({ address: '127.0.0.1', family: 4 });
       const bad = await probe(`https://wrong.test:${port}/`, opts, 2_000, lookup);
       assert.equal(bad.failureCode, FailureCodes.TLS_CERT_HOSTNAME, bad.failureMessage);
@@ -230,7 +237,7 @@ describe('http probe', () => {
     });
 
     it('insecure_skip_verify accepts the self-signed certificate', async () => {
-      const o = await probe(`https://127.0.0.1:${port}/`, { ...defaults(), tls_config: { insecure_skip_verify: true, ca_file: undefined, server_name: undefined } });
+      const o = await probe(`https://127.0.0.1:${port}/`, httpOpts({ tls_config: { insecure_skip_verify: true } }));
       assert.equal(o.success, true, o.failureMessage);
     });
   });

@@ -1,41 +1,30 @@
 /**
- * HTTP/1.1 probe (http and https URLs) on node:http/https, a fresh connection per probe
- * (like blackbox_exporter) so connect and TLS are measured every time.
+ * The http probe (blackbox `prober: http`): http and https URLs, HTTP/1.1 and HTTP/2
+ * (ALPN over TLS, h2c with `http2_prior_knowledge`), a fresh connection per request like
+ * blackbox_exporter so connect and TLS are measured every time, redirects followed with a
+ * timing per hop, then blackbox's checks in blackbox's order: status, header regexes,
+ * body regexes, HTTP version, fail_if_ssl / fail_if_not_ssl.
  *
- * Phases (blackbox names), contiguous on `ctx.clock.monoNs()`:
- *   resolve    probe start → address known (our own lookup; 0 for IP literals)
+ * Phases (blackbox names), contiguous on `ctx.clock.monoNs()` and summed over the hops
+ * (like blackbox's "summed over all redirects"), so they add up to the probe duration:
+ *   resolve    → address known (0 for IP literals)
  *   connect    → TCP connected
- *   tls        → TLS handshake done (0 for http)
- *   processing → first response byte (includes writing the request, as blackbox's
- *                gotConn → responseStart)
- *   transfer   → body end (read and discarded, up to `body_size_limit`)
+ *   tls        → TLS handshake done and verified (0 for http)
+ *   processing → first response byte (HTTP/1.1) / response headers (HTTP/2)
+ *   transfer   → body end (read, decoded, discarded unless a body regex needs it)
  */
-import { readFileSync } from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { isIP, Socket } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
-import { bool, Infer, list, num, obj, optional, record, str, VERSION } from '@probemesh/common';
-import { FailureCode, FailureCodes, failureCodeOf } from './failure';
+import { VERSION } from '@probemesh/common';
+import { FailureCode, FailureCodes } from './failure';
+import { exchange, HopRequest, HopResult, HTTP_PHASES } from './http-exchange';
+import { HttpProbeOptions, PreparedHttp, prepareHttp } from './http-options';
 import { phasesFromMarks } from './phases';
-import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
+import { ResolveAllFn, systemResolveAll } from './target-addr';
+import { GaugeValue, PhaseTiming, Probe, ProbeContext, ProbeOutcome, ProbeTarget, RedirectHopTiming } from './types';
 
-/** Options of an `http` probe module (blackbox `http:` block, the subset supported). */
-export const httpProbeSchema = obj({
-  valid_status_codes: list(num({ int: true, min: 100, max: 599 }), { default: [], doc: 'Accepted status codes; empty = any 2xx. @default []' }),
-  method: str({ default: 'GET', pattern: /^[A-Z]+$/, doc: 'HTTP method. @default "GET"' }),
-  headers: record(str(), { default: {}, doc: 'Extra request headers. @default {}' }),
-  body_size_limit: num({ int: true, min: 0, default: 10 * 1024 * 1024, doc: 'Largest response body read, in bytes (0 = unlimited); a larger body fails the probe with `error`. @default 10485760' }),
-  tls_config: obj({
-    ca_file: optional(str({ nonEmpty: true, doc: 'PEM file of CA certificates trusted instead of the system ones.' })),
-    server_name: optional(str({ nonEmpty: true, doc: 'Name sent in SNI and checked against the certificate (default: the URL host).' })),
-    insecure_skip_verify: bool({ default: false, doc: 'Accept any server certificate. @default false' }),
-  }),
-});
-
-/** Parsed options of an `http` probe module. */
-export type HttpProbeOptions = Infer<typeof httpProbeSchema>;
+export { HTTP_PHASES } from './http-exchange';
+export { httpProbeSchema, HTTP_VERSION_NAMES } from './http-options';
+export type { HttpProbeOptions } from './http-options';
 
 /** Resolves a host name to one address; injectable so tests need no DNS. */
 export type LookupFn = (hostname: string, signal: AbortSignal) => Promise<{ address: string; family: number }>;
@@ -46,187 +35,193 @@ export const systemLookup: LookupFn = async (hostname) => {
   return { address: r.address, family: r.family };
 };
 
-/** Phase names of the http probe, in order. */
-export const HTTP_PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
-const RESOLVE = 0;
-const CONNECT = 1;
-const TLS = 2;
-const PROCESSING = 3;
-const TRANSFER = 4;
+/** Most redirects followed (Go's and blackbox's limit). */
+export const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-/** Creates an http probe with `options`; `deps.lookup` replaces the system resolver. */
-export function httpProbe(options: HttpProbeOptions, deps: { lookup?: LookupFn } = {}): Probe {
-  const lookup = deps.lookup ?? systemLookup;
-  // Read once at module set-up: a missing CA file is a configuration error, not a probe failure.
-  const ca = options.tls_config.ca_file !== undefined ? readFileSync(options.tls_config.ca_file) : undefined;
-  const valid = options.valid_status_codes.length > 0 ? new Set(options.valid_status_codes) : undefined;
-  const statusValid = (s: number): boolean => (valid ? valid.has(s) : s >= 200 && s <= 299);
+/** Dependencies of the http probe (tests inject a resolver). */
+export interface HttpProbeDeps {
+  /** One-address resolver (wrapped; the preferred-protocol choice then sees only that address). */
+  lookup?: LookupFn;
+  /** All-addresses resolver. @default getaddrinfo */
+  resolveAll?: ResolveAllFn;
+}
+
+/** Creates an http probe with `options`; throws when a configured file cannot be read. */
+export function httpProbe(options: HttpProbeOptions, deps: HttpProbeDeps = {}): Probe {
+  const lookup = deps.lookup;
+  const resolveAll: ResolveAllFn = deps.resolveAll ?? (lookup ? async (h, s) => [await lookup(h, s)] : systemResolveAll);
+  const prep = prepareHttp(options, `probemesh/${VERSION}`);
+  return { kind: 'http', run: (target, signal, ctx) => runHttp(prep, resolveAll, target, signal, ctx) };
+}
+
+/** The next request after a redirect, like Go's client (303/301/302 → GET without body; auth only to the same host). */
+function redirected(prev: HopRequest, location: string, status: number, first: URL, hostHeader: string | undefined): HopRequest | undefined {
+  let url: URL;
+  try {
+    url = new URL(location, prev.url);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  const keepMethod = status === 307 || status === 308;
+  const sameHost = url.hostname === first.hostname;
+  const headers = { ...prev.headers };
+  if (!sameHost) delete headers.authorization;
   return {
-    kind: 'http',
-    run: (target, signal, ctx) => runHttp(options, { lookup, ca, statusValid }, target, signal, ctx),
+    url,
+    method: keepMethod || prev.method === 'HEAD' ? prev.method : 'GET',
+    headers,
+    authority: sameHost && hostHeader !== undefined ? hostHeader : url.host,
+    body: keepMethod ? prev.body : undefined,
   };
 }
 
-interface Prepared {
-  lookup: LookupFn;
-  ca: Buffer | undefined;
-  statusValid(status: number): boolean;
+/** blackbox's probe_ip_addr_hash: FNV-1a (32 bit) of the address bytes (4 for IPv4, 16 for IPv6). */
+export function ipAddrHash(address: string): number {
+  const bytes = address.includes(':') ? ipv6Bytes(address) : address.split('.').map(Number);
+  let h = 0x811c9dc5;
+  for (const b of bytes) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
 }
 
-function timeoutCode(phase: number): FailureCode {
-  if (phase === RESOLVE) return FailureCodes.DNS_TIMEOUT;
-  if (phase === CONNECT) return FailureCodes.CONNECT_TIMEOUT;
-  return FailureCodes.TIMEOUT;
+function ipv6Bytes(a: string): number[] {
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((x) => parseInt(x, 16)) : []);
+  const h = parse(head);
+  const t = parse(tail);
+  const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return groups.flatMap((g) => [(g >> 8) & 0xff, g & 0xff]);
 }
 
-async function runHttp(opts: HttpProbeOptions, prep: Prepared, target: ProbeTarget, signal: AbortSignal, ctx: ProbeContext): Promise<ProbeOutcome> {
+/** The first failed blackbox check of a final response, in blackbox's order. */
+function check(prep: PreparedHttp, hop: HopResult): { code: FailureCode; message: string; regex: boolean } | undefined {
+  if (!prep.statusValid(hop.status)) {
+    const want = prep.opts.valid_status_codes.length ? prep.opts.valid_status_codes.join(',') : '2xx';
+    return { code: FailureCodes.HTTP_STATUS, message: `HTTP status ${hop.status} is not valid (want ${want})`, regex: false };
+  }
+  for (const c of prep.headerMatches) {
+    const values = hop.headers[c.header];
+    if (!values) {
+      if (c.allowMissing) continue;
+      return { code: FailureCodes.HEADER_REGEX, message: `missing required header ${c.header}`, regex: true };
+    }
+    if (values.some((v) => c.regexp.test(v))) return { code: FailureCodes.HEADER_REGEX, message: `header ${c.header} matched ${c.regexp.source}`, regex: true };
+  }
+  for (const c of prep.headerNotMatches) {
+    const values = hop.headers[c.header];
+    if (!values) {
+      if (c.allowMissing) continue;
+      return { code: FailureCodes.HEADER_REGEX, message: `missing required header ${c.header}`, regex: true };
+    }
+    if (!values.some((v) => c.regexp.test(v))) return { code: FailureCodes.HEADER_REGEX, message: `header ${c.header} did not match ${c.regexp.source}`, regex: true };
+  }
+  if (prep.keepBody) {
+    const text = (hop.body ?? Buffer.alloc(0)).toString('utf8');
+    for (const re of prep.bodyMatches) if (re.test(text)) return { code: FailureCodes.BODY_REGEX, message: `body matched ${re.source}`, regex: true };
+    for (const re of prep.bodyNotMatches) if (!re.test(text)) return { code: FailureCodes.BODY_REGEX, message: `body did not match ${re.source}`, regex: true };
+  }
+  const versions = prep.opts.valid_http_versions;
+  if (versions.length > 0 && !versions.includes(hop.protocol as (typeof versions)[number])) {
+    return { code: FailureCodes.HTTP_VERSION, message: `HTTP version ${hop.protocol} is not valid (want ${versions.join(', ')})`, regex: false };
+  }
+  if (hop.tls && prep.opts.fail_if_ssl) return { code: FailureCodes.HTTP_SSL, message: 'final response came over TLS (fail_if_ssl)', regex: false };
+  if (!hop.tls && prep.opts.fail_if_not_ssl) return { code: FailureCodes.HTTP_NOT_SSL, message: 'final response did not come over TLS (fail_if_not_ssl)', regex: false };
+  return undefined;
+}
+
+async function runHttp(prep: PreparedHttp, resolveAll: ResolveAllFn, target: ProbeTarget, signal: AbortSignal, ctx: ProbeContext): Promise<ProbeOutcome> {
   const clock = ctx.clock;
   const t0 = clock.monoNs();
-  const marks: (bigint | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
-  const phaseNow = (): number => {
-    const i = marks.findIndex((m) => m === undefined);
-    return i < 0 ? TRANSFER : i;
+  let first: URL;
+  try {
+    first = new URL(target.url);
+  } catch {
+    return invalid(t0, `invalid URL ${JSON.stringify(target.url)}`);
+  }
+  if (first.protocol !== 'http:' && first.protocol !== 'https:') return invalid(t0, `unsupported URL scheme ${first.protocol} (http probe needs http or https)`);
+
+  let req: HopRequest = { url: first, method: prep.opts.method, headers: prep.headers, authority: prep.hostHeader ?? first.host, body: prep.body };
+  const hops: HopResult[] = [];
+  const urls: string[] = [];
+  let start = t0;
+  let redirectNote = '';
+  for (;;) {
+    const hop = await exchange(req, prep, resolveAll, signal, clock, start);
+    hops.push(hop);
+    urls.push(req.url.href);
+    start = hop.endNs;
+    if (hop.failure || !prep.followRedirects || !REDIRECT_STATUSES.has(hop.status)) break;
+    const location = hop.headers.location?.[0];
+    if (location === undefined) break;
+    if (hops.length > MAX_REDIRECTS) {
+      redirectNote = ` (stopped after ${MAX_REDIRECTS} redirects)`;
+      break;
+    }
+    const next = redirected(req, location, hop.status, first, prep.hostHeader);
+    if (!next) break;
+    ctx.log.debug({ target: target.id, status: hop.status, location }, 'following redirect');
+    req = next;
+  }
+
+  const last = hops[hops.length - 1]!;
+  const sums = new Array<bigint>(HTTP_PHASES.length).fill(0n);
+  const hopTimings: RedirectHopTiming[] = [];
+  let hopStart = t0;
+  hops.forEach((h, i) => {
+    phasesFromMarks(HTTP_PHASES, hopStart, h.marks, h.endNs).forEach((p, j) => (sums[j]! += p.durationNs));
+    hopTimings.push({ url: urls[i]!, statusCode: h.status, durationNs: h.endNs - hopStart });
+    hopStart = h.endNs;
+  });
+  const phases: PhaseTiming[] = HTTP_PHASES.map((name, i) => ({ name, durationNs: sums[i]! }));
+  const failed = last.failure ?? check(prep, last);
+  const regexFailed = failed !== undefined && 'regex' in failed && failed.regex;
+
+  const firstHop = hops[0]!;
+  const gauges: GaugeValue[] = [];
+  const resolveNs = firstHop.marks[0] !== undefined ? firstHop.marks[0] - t0 : 0n;
+  gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(resolveNs) / 1e9 });
+  if (firstHop.family !== 0) {
+    gauges.push({ name: 'probe_ip_protocol', value: firstHop.family });
+    gauges.push({ name: 'probe_ip_addr_hash', value: ipAddrHash(firstHop.address) });
+  }
+  gauges.push(
+    { name: 'probe_http_content_length', value: last.status === 0 ? 0 : last.contentLength },
+    { name: 'probe_http_uncompressed_body_length', value: last.bodyLength },
+    { name: 'probe_http_redirects', value: hops.length - 1 },
+    // Like blackbox: 1 only when a response came over TLS (a failed verification got none).
+    { name: 'probe_http_ssl', value: last.tls && last.status > 0 ? 1 : 0 },
+    { name: 'probe_failed_due_to_regex', value: regexFailed ? 1 : 0 },
+  );
+  const lastModified = last.headers['last-modified']?.[0];
+  const lm = lastModified !== undefined ? Date.parse(lastModified) : NaN;
+  if (Number.isFinite(lm)) gauges.push({ name: 'probe_http_last_modified_timestamp_seconds', value: lm / 1000 });
+  if (last.tls) gauges.push(...last.tlsGauges);
+
+  return {
+    success: failed === undefined,
+    failureCode: failed?.code ?? '',
+    failureMessage: failed ? failed.message + redirectNote : '',
+    phases,
+    httpStatusCode: last.status,
+    httpVersion: last.protocol === 'HTTP/2.0' ? 2 : last.protocol === 'HTTP/1.0' ? 1 : last.protocol === 'HTTP/1.1' ? 1.1 : 0,
+    gauges,
+    hops: hops.length > 1 ? hopTimings : undefined,
+    socketInfo: last.socket,
   };
-  const outcome = (code: FailureCode | '', message: string, extra: Partial<ProbeOutcome> = {}): ProbeOutcome => ({
-    success: code === '',
-    failureCode: code,
+}
+
+function invalid(t0: bigint, message: string): ProbeOutcome {
+  return {
+    success: false,
+    failureCode: FailureCodes.INVALID_TARGET,
     failureMessage: message,
-    phases: phasesFromMarks(HTTP_PHASES, t0, marks, marks[TRANSFER] ?? clock.monoNs()),
+    phases: phasesFromMarks(HTTP_PHASES, t0, [], t0),
     httpStatusCode: 0,
     httpVersion: 0,
     gauges: [],
-    ...extra,
-  });
-
-  let url: URL;
-  try {
-    url = new URL(target.url);
-  } catch {
-    return outcome(FailureCodes.INVALID_TARGET, `invalid URL ${JSON.stringify(target.url)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return outcome(FailureCodes.INVALID_TARGET, `unsupported URL scheme ${url.protocol} (http probe needs http or https)`);
-  if (signal.aborted) return outcome(timeoutCode(RESOLVE), `timeout after ${target.timeoutMs}ms before the probe started`);
-  const useTls = url.protocol === 'https:';
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-
-  let address = host;
-  let family = isIP(host);
-  if (family !== 0) marks[RESOLVE] = t0;
-  else {
-    try {
-      const r = await raceAbort(prep.lookup(host, signal), signal);
-      address = r.address;
-      family = r.family;
-    } catch (err) {
-      if (signal.aborted) return outcome(FailureCodes.DNS_TIMEOUT, `DNS lookup of ${host} timed out after ${target.timeoutMs}ms`);
-      const code = failureCodeOf(err);
-      const dnsCode = code === FailureCodes.DNS_NXDOMAIN || code === FailureCodes.DNS_TIMEOUT ? code : FailureCodes.DNS_ERROR;
-      return outcome(dnsCode, `DNS lookup of ${host} failed: ${(err as Error).message}`);
-    }
-    marks[RESOLVE] = clock.monoNs();
-  }
-
-  return new Promise<ProbeOutcome>((resolve) => {
-    let done = false;
-    let status = 0;
-    let version = 0;
-    const gauges: GaugeValue[] = [];
-    const tlsOpts: https.RequestOptions = useTls
-      ? {
-          servername: opts.tls_config.server_name ?? (isIP(host) ? undefined : host),
-          ca: prep.ca,
-          rejectUnauthorized: !opts.tls_config.insecure_skip_verify,
-        }
-      : {};
-    const req = (useTls ? https : http).request({
-      host: address,
-      family,
-      port: Number(url.port) || (useTls ? 443 : 80),
-      path: `${url.pathname}${url.search}`,
-      method: opts.method,
-      headers: { host: url.host, 'user-agent': `probemesh/${VERSION}`, ...opts.headers },
-      agent: false,
-      ...tlsOpts,
-    });
-
-    const finish = (code: FailureCode | '', message: string): void => {
-      if (done) return;
-      done = true;
-      signal.removeEventListener('abort', onAbort);
-      const result = outcome(code, message, { httpStatusCode: status, httpVersion: version, gauges });
-      req.destroy();
-      resolve(result);
-    };
-    const onAbort = (): void => {
-      const phase = phaseNow();
-      finish(timeoutCode(phase), `timeout after ${target.timeoutMs}ms during ${HTTP_PHASES[phase]}`);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-
-    req.on('socket', (sock: Socket) => {
-      sock.once('connect', () => {
-        marks[CONNECT] = clock.monoNs();
-        if (!useTls) marks[TLS] = marks[CONNECT];
-      });
-      if (useTls) sock.once('secureConnect', () => (marks[TLS] = clock.monoNs()));
-      sock.once('data', () => (marks[PROCESSING] ??= clock.monoNs()));
-    });
-    req.on('response', (res: http.IncomingMessage) => {
-      marks[PROCESSING] ??= clock.monoNs();
-      status = res.statusCode ?? 0;
-      version = Number(res.httpVersion) || 0;
-      if (useTls) gauges.push(...tlsGauges(res.socket as TLSSocket));
-      let bytes = 0;
-      res.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (opts.body_size_limit > 0 && bytes > opts.body_size_limit) finish(FailureCodes.ERROR, `response body exceeds body_size_limit (${opts.body_size_limit} bytes)`);
-      });
-      res.on('end', () => {
-        if (done) return;
-        marks[TRANSFER] = clock.monoNs();
-        if (prep.statusValid(status)) finish('', '');
-        else finish(FailureCodes.HTTP_STATUS, `HTTP status ${status} is not valid (want ${opts.valid_status_codes.length ? opts.valid_status_codes.join(',') : '2xx'})`);
-      });
-      res.on('error', (err) => finish(failureCodeOf(err, HTTP_PHASES[phaseNow()]), `reading response body: ${err.message}`));
-    });
-    req.on('error', (err) => {
-      const phase = phaseNow();
-      finish(failureCodeOf(err, HTTP_PHASES[phase]), `${HTTP_PHASES[phase]}: ${err.message}`);
-    });
-    req.end();
-  });
-}
-
-/** blackbox's probe_ssl_earliest_cert_expiry and probe_tls_version_info. */
-function tlsGauges(sock: TLSSocket): GaugeValue[] {
-  const out: GaugeValue[] = [];
-  const version = sock.getProtocol?.();
-  if (version) out.push({ name: 'probe_tls_version_info', value: 1, labels: { version: version.replace('TLSv', 'TLS ') } });
-  let cert: PeerCertificate | DetailedPeerCertificate | undefined = sock.getPeerCertificate?.(true);
-  let earliest = Infinity;
-  const seen = new Set<string>();
-  while (cert && cert.valid_to && !seen.has(cert.fingerprint256)) {
-    seen.add(cert.fingerprint256);
-    earliest = Math.min(earliest, Date.parse(cert.valid_to) / 1000);
-    cert = (cert as DetailedPeerCertificate).issuerCertificate;
-  }
-  if (Number.isFinite(earliest)) out.push({ name: 'probe_ssl_earliest_cert_expiry', value: earliest });
-  return out;
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason ?? new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+  };
 }

@@ -4,6 +4,12 @@
  */
 import { Schema } from '@probemesh/common';
 import { httpProbe, httpProbeSchema, LookupFn } from './http';
+import { dnsProbe, dnsProbeSchema, DnsProbeOptions } from './dns';
+import { grpcProbe, grpcProbeSchema, GrpcProbeOptions } from './grpc';
+import { icmpProbe, icmpProbeSchema, IcmpProbeOptions } from './icmp';
+import { tcpProbe, tcpProbeSchema, TcpProbeOptions } from './tcp';
+import { thriftProbe, thriftProbeSchema, ThriftProbeOptions } from './thrift';
+import { fromLookup } from './target-addr';
 import { Probe } from './types';
 
 /** Dependencies a probe factory may take (injected in tests). */
@@ -23,6 +29,11 @@ export interface ProbeKind<O> {
 /** Known protocols by blackbox `prober:` name. */
 export const PROBE_KINDS = {
   http: { schema: httpProbeSchema, create: (o, d) => httpProbe(o, d) } as ProbeKind<import('./http').HttpProbeOptions>,
+  dns: { schema: dnsProbeSchema, create: (o, d) => dnsProbe(o, { resolveAll: fromLookup(d.lookup) }) } as ProbeKind<DnsProbeOptions>,
+  tcp: { schema: tcpProbeSchema, create: (o, d) => tcpProbe(o, { resolveAll: fromLookup(d.lookup) }) } as ProbeKind<TcpProbeOptions>,
+  icmp: { schema: icmpProbeSchema, create: (o, d) => icmpProbe(o, { resolveAll: fromLookup(d.lookup) }) } as ProbeKind<IcmpProbeOptions>,
+  grpc: { schema: grpcProbeSchema, create: (o, d) => grpcProbe(o, { resolveAll: fromLookup(d.lookup) }) } as ProbeKind<GrpcProbeOptions>,
+  thrift: { schema: thriftProbeSchema, create: (o, d) => thriftProbe(o, { resolveAll: fromLookup(d.lookup) }) } as ProbeKind<ThriftProbeOptions>,
 } as const;
 
 /** A protocol name of {@link PROBE_KINDS}. */
@@ -30,5 +41,7 @@ export type ProbeKindName = keyof typeof PROBE_KINDS;
 
 export * from './types';
 export * from './failure';
-export { httpProbe, httpProbeSchema, HTTP_PHASES, systemLookup } from './http';
-export type { HttpProbeOptions, LookupFn } from './http';
+export { httpProbe, httpProbeSchema, HTTP_PHASES, HTTP_VERSION_NAMES, ipAddrHash, MAX_REDIRECTS, systemLookup } from './http';
+export type { HttpProbeOptions, HttpProbeDeps, LookupFn } from './http';
+export { tlsConfigSchema, prepareTls, tlsConnectOptions, verifyPeer, tlsGauges, skipNodeIdentityCopy, peerLeaf, TLS_VERSIONS } from './tls-info';
+export type { TlsConfig, PreparedTls, TlsFailure } from './tls-info';

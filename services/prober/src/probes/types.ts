@@ -5,6 +5,7 @@
  */
 import { Clock, Logger } from '@probemesh/common';
 import { FailureCode } from './failure';
+import type { SocketInfo } from '../ebpf/kernel-tcp';
 
 /** What a probe needs to know about the target it probes. */
 export interface ProbeTarget {
@@ -69,6 +70,28 @@ export interface ProbeOutcome {
   readonly httpVersion: number;
   /** Module-specific values. */
   readonly gauges: readonly GaugeValue[];
+  /**
+   * The requests of an http probe that followed redirects, in order (the last one is the
+   * final response); absent or empty for other probes. Hop durations tile the probe.
+   * @default undefined
+   */
+  readonly hops?: readonly RedirectHopTiming[];
+  /**
+   * The probe's (last) TCP connection: peer, local port and monotonic window, so the
+   * prober can join the kernel's view of it (eBPF). Absent when no connection was tried.
+   * @default undefined
+   */
+  readonly socketInfo?: SocketInfo;
+}
+
+/** One request of an http probe (a redirect hop or the final request). */
+export interface RedirectHopTiming {
+  /** URL requested. */
+  readonly url: string;
+  /** HTTP status answered (0 = none, the hop failed). */
+  readonly statusCode: number;
+  /** Duration of the hop (resolve → body end) in ns on the monotonic clock. */
+  readonly durationNs: bigint;
 }
 
 /** A probe of one protocol, configured by one module. */
