@@ -1,13 +1,17 @@
 /**
- * The gRPC AdminService: AddTarget / RemoveTarget / ListTargets / ListProbers. One
+ * The gRPC AdminService: AddTarget / RemoveTarget / ListTargets / ListProbers /
+ * DrainProber / GetPlacement / GetRing (AnalyzeCanary is plugged in by its owner). One
  * function ({@link toGrpcStatus}) maps errors to status codes at this edge; every
  * mutating call leaves an audit log line.
  */
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError, Logger, NotFoundError, ProbemeshError, splitHostPort, toULong } from '@probemesh/common';
 import { AdminServiceDefinition, AdminServiceHandlers, probemesh } from '@probemesh/proto';
+import { AssignmentPublisher } from './assignments';
 import { TargetDefaults } from './config';
-import { Membership } from './membership';
+import { LeaseHolder } from './lease';
+import { Membership, ProberRecord } from './membership';
+import { placementResponse, ringResponse } from './ring';
 import { TargetRegistry } from './targets';
 import { removeTargetId, validateAddTarget } from './validate';
 
@@ -15,11 +19,41 @@ import { removeTargetId, validateAddTarget } from './validate';
 export interface AdminDeps {
   targets: TargetRegistry;
   membership: Membership;
-  /** Current epoch and per-prober assigned target counts. */
-  assignments: { readonly epoch: bigint; assignedCounts(): ReadonlyMap<string, number> };
+  /** The assignment publisher while this coordinator leads (calls reach the leader, see forward.ts). */
+  publisher: () => AssignmentPublisher | undefined;
+  /** The lease holder as last seen. */
+  leader: () => LeaseHolder | undefined;
+  /** Hash-ring virtual nodes per unit of capacity (GetRing). */
+  vnodesPerCapacity: number;
   /** Defaults for AddTarget fields left unset. */
   defaults: TargetDefaults;
+  /** The AnalyzeCanary handler; answered UNIMPLEMENTED when not given. */
+  analyzeCanary?: AdminServiceHandlers['analyzeCanary'];
   log: Logger;
+}
+
+/** A prober's state as ListProbers shows it: `draining` for an alive prober being drained. */
+export function proberState(p: ProberRecord, draining: ReadonlySet<string> | undefined): string {
+  return p.state === 'alive' && draining?.has(p.id) ? 'draining' : p.state;
+}
+
+function proberInfo(p: ProberRecord, deps: AdminDeps): probemesh.v1.IProberInfo {
+  const pub = deps.publisher();
+  return { heartbeat: p.heartbeat, state: proberState(p, pub?.draining()), assignedTargets: pub?.assignedCounts().get(p.id) ?? 0, lastSeenUnixNano: toULong(p.lastSeenUnixNs) };
+}
+
+function requirePublisher(deps: AdminDeps): AssignmentPublisher {
+  const pub = deps.publisher();
+  if (!pub) throw new UnavailableError('this coordinator is not the leader (no placement here); retry, the call is forwarded to the leader once one is elected');
+  return pub;
+}
+
+/** The placement state needed for the call is not here (standby without a leader). */
+export class UnavailableError extends ProbemeshError {
+  constructor(message: string) {
+    super('PM_UNAVAILABLE', message);
+    this.name = 'UnavailableError';
+  }
 }
 
 /**
@@ -30,6 +64,7 @@ export interface AdminDeps {
 export function toGrpcStatus(err: unknown, log: Logger, rpc: string): Partial<grpc.StatusObject> {
   if (err instanceof InvalidArgumentError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
   if (err instanceof NotFoundError) return { code: grpc.status.NOT_FOUND, details: err.message };
+  if (err instanceof UnavailableError) return { code: grpc.status.UNAVAILABLE, details: err.message };
   log.error({ err, rpc }, 'admin call failed');
   const code = err instanceof ProbemeshError ? ` (${err.code})` : '';
   return { code: grpc.status.INTERNAL, details: `internal error${code}: ${(err as Error)?.message ?? String(err)}` };
@@ -69,15 +104,28 @@ export function createAdminHandlers(deps: AdminDeps): AdminServiceHandlers {
     }),
     listTargets: unary(deps, 'ListTargets', false, async (req: probemesh.v1.ListTargetsRequest) => ({ res: { targets: deps.targets.list(req.module || undefined) } })),
     listProbers: unary(deps, 'ListProbers', false, async () => {
-      const counts = deps.assignments.assignedCounts();
-      const probers: probemesh.v1.IProberInfo[] = deps.membership.list().map((p) => ({
-        heartbeat: p.heartbeat,
-        state: p.state,
-        assignedTargets: counts.get(p.id) ?? 0,
-        lastSeenUnixNano: toULong(p.lastSeenUnixNs),
-      }));
-      return { res: { probers, epoch: toULong(deps.assignments.epoch) } };
+      const probers = deps.membership.list().map((p) => proberInfo(p, deps));
+      return { res: { probers, epoch: toULong(deps.publisher()?.epoch ?? 0n) } };
     }),
+    drainProber: unary(deps, 'DrainProber', true, async (req: probemesh.v1.DrainProberRequest) => {
+      if (!req.prober) throw new InvalidArgumentError('prober', 'required');
+      const p = deps.membership.get(req.prober);
+      if (!p) throw new NotFoundError(`no prober with id ${req.prober} (see probemesh probers)`);
+      const movingTargets = requirePublisher(deps).setDraining(req.prober, !req.undrain);
+      return { res: { prober: proberInfo(p, deps), movingTargets }, audit: { prober: req.prober, undrain: req.undrain, moving_targets: movingTargets } };
+    }),
+    getPlacement: unary(deps, 'GetPlacement', false, async (req: probemesh.v1.GetPlacementRequest) => {
+      const id = removeTargetId(req, deps.defaults);
+      const target = deps.targets.get(id);
+      if (!target) throw new NotFoundError(`no target with id ${id}`);
+      return { res: placementResponse(target, requirePublisher(deps), deps.membership, deps.vnodesPerCapacity) };
+    }),
+    getRing: unary(deps, 'GetRing', false, async () => ({
+      res: ringResponse(deps.membership, requirePublisher(deps), deps.vnodesPerCapacity, deps.leader()),
+    })),
+    analyzeCanary:
+      deps.analyzeCanary ??
+      ((_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'AnalyzeCanary is not available on this coordinator (no canary judge configured in this build)' }, null)),
   };
 }
 

@@ -21,6 +21,10 @@ export interface AdminClient {
   removeTarget(req: probemesh.v1.IRemoveTargetRequest, opts?: AdminCallOptions): Promise<probemesh.v1.RemoveTargetResponse>;
   listTargets(req?: probemesh.v1.IListTargetsRequest, opts?: AdminCallOptions): Promise<probemesh.v1.ListTargetsResponse>;
   listProbers(req?: probemesh.v1.IListProbersRequest, opts?: AdminCallOptions): Promise<probemesh.v1.ListProbersResponse>;
+  drainProber(req: probemesh.v1.IDrainProberRequest, opts?: AdminCallOptions): Promise<probemesh.v1.DrainProberResponse>;
+  getPlacement(req: probemesh.v1.IGetPlacementRequest, opts?: AdminCallOptions): Promise<probemesh.v1.GetPlacementResponse>;
+  getRing(req?: probemesh.v1.IGetRingRequest, opts?: AdminCallOptions): Promise<probemesh.v1.GetRingResponse>;
+  analyzeCanary(req: probemesh.v1.IAnalyzeCanaryRequest, opts?: AdminCallOptions): Promise<probemesh.v1.AnalyzeCanaryResponse>;
   /** Closes the channel. */
   close(): void;
 }
@@ -44,6 +48,10 @@ export function createAdminClient(address: string): AdminClient {
     removeTarget: call('removeTarget'),
     listTargets: call('listTargets'),
     listProbers: call('listProbers'),
+    drainProber: call('drainProber'),
+    getPlacement: call('getPlacement'),
+    getRing: call('getRing'),
+    analyzeCanary: call('analyzeCanary'),
     close: () => raw.close(),
   };
 }

@@ -1,17 +1,21 @@
 /**
  * Wiring of a coordinator: NATS, the results stream, the target registry, membership,
- * the assignment publisher, the gRPC AdminService and /metrics. Every coordinator
- * currently acts as the leader; the KV `pm_leader` lease will gate the publisher.
+ * the leader lease, the assignment publisher (leader only), the gRPC AdminService
+ * (standbys forward to the leader) and /metrics. Standbys keep targets and
+ * membership warm, so a takeover publishes within one rebalance delay.
  */
 import { AnchoredClock, Clock, connectNats, createLogger, ensureResultsStream, Logger, serveHttp } from '@probemesh/common';
 import type { NatsConnection } from 'nats';
 import { Registry } from 'prom-client';
-import { startAdminServer } from './admin';
-import { createAdminHandlers } from './admin';
+import { createAdminHandlers, proberState, startAdminServer } from './admin';
+import { createAnalyzeCanaryHandler } from './canary';
 import { AssignmentPublisher, openAssignmentStore } from './assignments';
 import { CoordinatorConfig } from './config';
+import { CoverageTracker } from './coverage';
 import { Subscription } from './feed';
-import { Membership, ProberState } from './membership';
+import { withForwarding } from './forward';
+import { LeaderLease, openLeaseKv } from './lease';
+import { Membership } from './membership';
 import { registerCoordinatorMetrics } from './metrics';
 import { TargetRegistry } from './targets';
 
@@ -23,6 +27,10 @@ export interface RunningCoordinator {
   grpcAddress: string;
   /** Base URL of the HTTP endpoint (`/metrics`). */
   httpUrl: string;
+  /** Whether this coordinator leads now. */
+  isLeader(): boolean;
+  /** The current leadership term as this coordinator knows it. */
+  term(): bigint;
   /** Stops serving, cancels timers, drains NATS. */
   stop(): Promise<void>;
 }
@@ -35,7 +43,7 @@ export interface CoordinatorDeps {
   clock?: Clock;
 }
 
-/** Starts a coordinator; resolves once it serves gRPC and /metrics. */
+/** Starts a coordinator; resolves once it serves gRPC and /metrics and made its first bid for the lease. */
 export async function startCoordinator(config: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<RunningCoordinator> {
   const log = deps.log ?? createLogger('coordinator', config.id, config.log.level);
   const clock = deps.clock ?? new AnchoredClock();
@@ -56,7 +64,7 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
     });
     await ensureResultsStream(await nc.jetstreamManager(), config.stream);
 
-    const targets = await TargetRegistry.open(nc, { clock, log: log.child({ component: 'targets' }) });
+    const targets = await TargetRegistry.open(nc, { clock, log: log.child({ component: 'targets' }), replicas: config.kv_replicas });
     cleanups.push(() => targets.close());
     const membership = new Membership({ deadAfterMs: config.dead_after, clock, log: log.child({ component: 'membership' }) });
     // Subscribe to changes before anything can happen, so no event is missed.
@@ -66,59 +74,124 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
 
     const registry = new Registry();
     let publisher: AssignmentPublisher | undefined;
+    let lease: LeaderLease | undefined;
+    let coverage: CoverageTracker | undefined;
     const counters = registerCoordinatorMetrics(registry, {
       proberStates: () => {
-        const out: Record<ProberState, number> = { alive: 0, dead: 0, leaving: 0 };
-        for (const p of membership.list()) out[p.state]++;
+        const out: Record<string, number> = { alive: 0, draining: 0, dead: 0, leaving: 0 };
+        const draining = publisher?.draining();
+        for (const p of membership.list()) out[proberState(p, draining)] = (out[proberState(p, draining)] ?? 0) + 1;
         return out;
       },
       targetCount: () => targets.size,
       targetsPerProber: () => publisher?.assignedCounts() ?? new Map(),
       epoch: () => publisher?.epoch ?? 0n,
-      isLeader: () => true,
+      isLeader: () => lease?.isLeader() ?? false,
+      term: () => lease?.term ?? 0n,
+      uncovered: () => coverage?.size ?? 0,
     });
-
-    await membership.start(nc);
-    const pub = await AssignmentPublisher.start({
-      coordinatorId: config.id,
-      vnodesPerCapacity: config.vnodes_per_capacity,
-      rebalanceDelayMs: config.rebalance_delay,
-      startupGraceMs: config.dead_after,
-      targets: () => targets.list(),
-      probers: () => membership.alive(),
-      store: await openAssignmentStore(nc, log),
-      clock,
-      log: log.child({ component: 'assignments' }),
-      counters,
-    });
-    publisher = pub;
-    cleanups.push(() => pub.stop());
-
-    const loops = [
-      follow(memberChanges, (ev) => (ev.kind === 'join' ? pub.noteJoin(ev.prober) : pub.schedule(`${ev.kind} ${ev.prober}`))),
-      follow(targetChanges, (ev) => pub.schedule(`target ${ev.kind} ${ev.kind === 'put' ? ev.target.id : ev.id}`)),
-    ];
-    cleanups.push(async () => {
-      memberChanges.stop();
-      targetChanges.stop();
-      await Promise.all(loops);
-    });
+    await membership.start(nc, config.kv_replicas);
 
     const admin = await startAdminServer(
       config.grpc.listen,
-      createAdminHandlers({ targets, membership, assignments: pub, defaults: config.target_defaults, log: log.child({ component: 'admin' }) }),
+      withForwarding(
+        createAdminHandlers({
+          targets,
+          membership,
+          publisher: () => publisher,
+          leader: () => lease?.holder(),
+          vnodesPerCapacity: config.vnodes_per_capacity,
+          defaults: config.target_defaults,
+          analyzeCanary: createAnalyzeCanaryHandler({ settings: config.canary, log: log.child({ component: 'canary' }) }),
+          log: log.child({ component: 'admin' }),
+        }),
+        { id: config.id, isLeader: () => lease?.isLeader() ?? false, holder: () => lease?.holder(), log: log.child({ component: 'forward' }) },
+      ).handlers,
       log,
     );
     cleanups.push(() => admin.stop());
     const http = await serveHttp(config.http.listen, registry, log);
     cleanups.push(() => http.close());
 
-    log.info({ grpc: admin.address, http: http.url, epoch: String(pub.epoch), targets: targets.size }, 'coordinator started');
+    const store = await openAssignmentStore(nc, log, config.kv_replicas);
+    const theLease = new LeaderLease({
+      kv: await openLeaseKv(nc, config.leader.lease, config.kv_replicas),
+      id: config.id,
+      grpcAddress: config.grpc.advertise ?? admin.address,
+      leaseMs: config.leader.lease,
+      renewMs: config.leader.renew_every,
+      clock,
+      log: log.child({ component: 'lease' }),
+    });
+    lease = theLease;
+    const leadership = theLease.changes();
+
+    // Leadership transitions run one at a time, in order.
+    let transition: Promise<void> = Promise.resolve();
+    const lead = async (term: bigint) => {
+      counters.elections.inc();
+      coverage = new CoverageTracker(clock, (s) => counters.coverageGap.observe(s));
+      publisher = await AssignmentPublisher.start({
+        coordinatorId: config.id,
+        term,
+        vnodesPerCapacity: config.vnodes_per_capacity,
+        rebalanceDelayMs: config.rebalance_delay,
+        // A standby that followed heartbeats for dead_after already knows who is alive.
+        startupGraceMs: Math.max(0, config.dead_after - membership.listeningMs()),
+        targets: () => targets.list(),
+        probers: () => membership.alive(),
+        lastSeenNs: (id) => membership.get(id)?.lastSeenMonoNs,
+        canPublish: () => theLease.isLeader(),
+        store,
+        clock,
+        log: log.child({ component: 'assignments', term: String(term) }),
+        counters,
+        coverage,
+      });
+    };
+    const stepDown = async () => {
+      const p = publisher;
+      publisher = undefined;
+      coverage = undefined;
+      await p?.stop();
+    };
+    const leaderLoop = follow(leadership, (ev) => {
+      transition = transition.then(() => (ev.kind === 'elected' ? stepDown().then(() => lead(ev.term)) : stepDown())).catch((err) => log.error({ err }, 'leadership transition failed'));
+    });
+    const loops = [
+      follow(memberChanges, (ev) => {
+        const pub = publisher;
+        if (!pub) return;
+        if (ev.kind === 'join') pub.noteJoin(ev.prober);
+        else if (ev.kind === 'applied') pub.noteApplied(ev.prober, ev.epoch);
+        else pub.schedule(`${ev.kind} ${ev.prober}`);
+      }),
+      follow(targetChanges, (ev) => publisher?.schedule(`target ${ev.kind} ${ev.kind === 'put' ? ev.target.id : ev.id}`)),
+    ];
+    await theLease.start();
+    cleanups.push(async () => {
+      // Stop writing first, then release the lease so a standby takes over at once.
+      await transition;
+      await stepDown();
+      await theLease.stop();
+      await leaderLoop;
+      await transition;
+      await stepDown();
+    });
+    cleanups.push(async () => {
+      memberChanges.stop();
+      targetChanges.stop();
+      await Promise.all(loops);
+    });
+
+    log.info({ grpc: admin.address, http: http.url, leader: theLease.holder()?.coordinator, term: String(theLease.term), targets: targets.size }, 'coordinator started');
     let stopping: Promise<void> | undefined;
     return {
       id: config.id,
       grpcAddress: admin.address,
       httpUrl: http.url,
+      isLeader: () => theLease.isLeader(),
+      term: () => theLease.term,
       stop: () => (stopping ??= cleanup().then(() => log.info('coordinator stopped'))),
     };
   } catch (err) {

@@ -4,7 +4,7 @@
  * TTLs or the senders' clocks. A sweep declares a prober dead after `deadAfterMs` of
  * silence; a `leaving` heartbeat takes it out of placement at once.
  */
-import { Clock, KV_PROBERS, Logger, openKv, SUBJECT_HEARTBEAT } from '@probemesh/common';
+import { Clock, KV_PROBERS, Logger, openKv, SUBJECT_HEARTBEAT, toBigInt } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
 import type { NatsConnection, Subscription as NatsSubscription } from 'nats';
 import { Feed, Subscription } from './feed';
@@ -36,9 +36,13 @@ export interface PlacementNode {
   capacity: number;
 }
 
-/** A membership change. `update` = an alive prober changed zone or capacity. */
+/**
+ * A membership change. `update` = an alive prober changed zone or capacity;
+ * `applied` = an alive prober reports a new applied assignment epoch.
+ */
 export type MembershipEvent =
   | { kind: 'join'; prober: string }
+  | { kind: 'applied'; prober: string; epoch: bigint }
   | { kind: 'update'; prober: string }
   | { kind: 'leave'; prober: string }
   | { kind: 'dead'; prober: string };
@@ -59,6 +63,7 @@ export class Membership {
   private readonly deadAfterNs: bigint;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sub: NatsSubscription | undefined;
+  private startedMonoNs: bigint | undefined;
 
   constructor(private readonly opts: MembershipOptions) {
     this.deadAfterNs = BigInt(Math.round(opts.deadAfterMs * 1e6));
@@ -90,6 +95,8 @@ export class Membership {
         this.opts.log.info({ prober: id, zone: hb.zone, capacity: hb.capacity }, 'prober changed zone or capacity');
         this.feed.push({ kind: 'update', prober: id });
       }
+      const applied = toBigInt(hb.appliedEpoch);
+      if (was === 'alive' && prev && applied !== toBigInt(prev.heartbeat.appliedEpoch)) this.feed.push({ kind: 'applied', prober: id, epoch: applied });
     } else if (was !== 'leaving') {
       this.opts.log.info({ prober: id }, 'prober leaving');
       this.feed.push({ kind: 'leave', prober: id });
@@ -129,6 +136,14 @@ export class Membership {
     return this.probers.get(id);
   }
 
+  /**
+   * How long heartbeats have been followed, ms (0 before {@link start}). A coordinator
+   * that has listened for `dead_after` knows every live prober.
+   */
+  listeningMs(): number {
+    return this.startedMonoNs === undefined ? 0 : Number(this.opts.clock.monoNs() - this.startedMonoNs) / 1e6;
+  }
+
   /** Subscribes to membership changes from now on. */
   changes(): Subscription<MembershipEvent> {
     return this.feed.subscribe();
@@ -138,8 +153,9 @@ export class Membership {
    * Reads registrations from KV `pm_probers`, subscribes to `pm.heartbeat.*` and
    * starts the sweep timer.
    */
-  async start(nc: NatsConnection): Promise<void> {
-    const kv = await openKv(nc, KV_PROBERS, { history: 1 });
+  async start(nc: NatsConnection, kvReplicas = 1): Promise<void> {
+    this.startedMonoNs = this.opts.clock.monoNs();
+    const kv = await openKv(nc, KV_PROBERS, { history: 1, replicas: kvReplicas });
     const keys = await kv.keys();
     for await (const k of keys) {
       const e = await kv.get(k);

@@ -1,11 +1,10 @@
 /** The coordinator's own metrics, on a Registry it is given (never the global one). */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { ProberState } from './membership';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Read-only views the gauges are computed from at scrape time. */
 export interface CoordinatorView {
-  /** Number of probers per state. */
-  proberStates(): Record<ProberState, number>;
+  /** Number of probers per state (alive, draining, dead, leaving). */
+  proberStates(): Record<string, number>;
   /** Number of targets. */
   targetCount(): number;
   /** Targets assigned per prober in the current epoch. */
@@ -14,6 +13,10 @@ export interface CoordinatorView {
   epoch(): bigint;
   /** Whether this coordinator leads (publishes assignments). */
   isLeader(): boolean;
+  /** Current leadership term (ours when leading, else the leader's as last seen). */
+  term(): bigint;
+  /** Targets without a live owner now. */
+  uncovered(): number;
 }
 
 /** The counters the assignment publisher increments. */
@@ -22,6 +25,10 @@ export interface CoordinatorCounters {
   rebalances: Counter;
   /** Target-owner changes (a target gaining an owner it did not have). */
   movedTargets: Counter;
+  /** Time targets had no live owner, per target and gap, seconds. */
+  coverageGap: Histogram;
+  /** Times this coordinator became leader. */
+  elections: Counter;
 }
 
 /** Registers every coordinator metric on `registry`; gauges read `view` when scraped. */
@@ -29,7 +36,7 @@ export function registerCoordinatorMetrics(registry: Registry, view: Coordinator
   collectDefaultMetrics({ register: registry });
   new Gauge({
     name: 'probemesh_coordinator_probers',
-    help: 'Probers known to the coordinator, by state (alive, dead, leaving).',
+    help: 'Probers known to the coordinator, by state (alive, draining, dead, leaving).',
     labelNames: ['state'],
     registers: [registry],
     collect() {
@@ -71,7 +78,30 @@ export function registerCoordinatorMetrics(registry: Registry, view: Coordinator
       this.set(view.isLeader() ? 1 : 0);
     },
   });
+  new Gauge({
+    name: 'probemesh_coordinator_term',
+    help: 'Leadership term (this coordinator\'s while it leads, else the leader\'s as last seen).',
+    registers: [registry],
+    collect() {
+      this.set(Number(view.term()));
+    },
+  });
+  new Gauge({
+    name: 'probemesh_coordinator_targets_uncovered',
+    help: 'Targets without a live owner now (their owner died or left and no new owner has applied them yet). Leader only.',
+    registers: [registry],
+    collect() {
+      this.set(view.uncovered());
+    },
+  });
   return {
+    coverageGap: new Histogram({
+      name: 'probemesh_coordinator_coverage_gap_seconds',
+      help: "Per target and gap: time from its owner's last heartbeat (owner dead or leaving) until a new owner reported the assignment applied.",
+      buckets: [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 30, 60],
+      registers: [registry],
+    }),
+    elections: new Counter({ name: 'probemesh_coordinator_elections_total', help: 'Times this coordinator became the leader.', registers: [registry] }),
     rebalances: new Counter({ name: 'probemesh_coordinator_rebalances_total', help: 'Placement recomputations that issued a new epoch.', registers: [registry] }),
     movedTargets: new Counter({ name: 'probemesh_coordinator_moved_targets_total', help: 'Targets that gained an owner they did not have (moves between probers).', registers: [registry] }),
   };

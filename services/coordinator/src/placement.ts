@@ -45,7 +45,44 @@ export function buildRing(nodes: readonly PlacementNode[], opts: PlacementOption
   for (const n of [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     servers[n.id] = { vnodes: Math.max(1, Math.floor(n.capacity)) * opts.vnodesPerCapacity };
   }
-  return new HashRing(servers, 'md5');
+  // 'vnode count' 0: hashring otherwise re-derives a node's points from its share of
+  // the total weight whenever its vnodes equal the default (40), moving keys between
+  // surviving nodes; with 0 every node always gets exactly the vnodes given here.
+  return new HashRing(servers, 'md5', { 'vnode count': 0 });
+}
+
+/** Why a prober owns a target (GetPlacement). */
+export interface OwnerReason {
+  /** Prober id. */
+  prober: string;
+  /** Its zone. */
+  zone: string;
+  /** 1-based position of the prober in the target's ring preference order. */
+  ringRank: number;
+  /** Human-readable reason. */
+  reason: string;
+}
+
+/**
+ * The owners of `key` (as {@link chooseOwners} picks them) with the reason for each:
+ * its rank in the ring walk from the key's hash, and the zone rule that selected it.
+ */
+export function explainOwners(ring: HashRing, key: string, replication: number, zoneOf: ReadonlyMap<string, string>): OwnerReason[] {
+  const zoneCount = new Set(zoneOf.values()).size;
+  const owners = chooseOwners(ring, key, replication, zoneOf, zoneCount);
+  const order = ring.range(key, zoneOf.size, true);
+  const hash = `0x${((ring as unknown as { hashValue(k: string): number }).hashValue(key) >>> 0).toString(16).padStart(8, '0')}`;
+  const want = Math.min(replication, zoneOf.size);
+  const wantZones = Math.min(want, zoneCount);
+  return owners.map((p, i) => {
+    const rank = order.indexOf(p) + 1;
+    const zone = zoneOf.get(p) ?? '';
+    let rule: string;
+    if (i === 0) rule = 'primary: first prober clockwise on the ring';
+    else if (i < wantZones) rule = `replica ${i + 1}: first prober of a zone not used yet (${zone}) in ring order`;
+    else rule = `replica ${i + 1}: fewer zones (${zoneCount}) than replication (${replication}), next distinct prober in ring order`;
+    return { prober: p, zone, ringRank: rank, reason: `ring successor ${rank} of hash ${hash}; ${rule}` };
+  });
 }
 
 /**

@@ -52,8 +52,8 @@ export class TargetRegistry {
   private constructor(private readonly kv: KV, private readonly clock: Clock, private readonly log: Logger) {}
 
   /** Opens (creating) the bucket and loads every stored target before returning. */
-  static async open(nc: NatsConnection, deps: { clock: Clock; log: Logger }): Promise<TargetRegistry> {
-    const kv = await openKv(nc, KV_TARGETS, { history: 1 });
+  static async open(nc: NatsConnection, deps: { clock: Clock; log: Logger; replicas?: number }): Promise<TargetRegistry> {
+    const kv = await openKv(nc, KV_TARGETS, { history: 1, replicas: deps.replicas ?? 1 });
     const reg = new TargetRegistry(kv, deps.clock, deps.log);
     await reg.startWatch();
     return reg;
