@@ -8,10 +8,13 @@ import { Command } from './command';
 import { serviceCommands } from './service';
 import { targetsCommand } from './targets';
 import { probersCommand } from './probers';
+import { drainCommand } from './drain';
+import { ringCommand } from './ring';
+import { canaryCommand } from './canary';
 import { upCommand } from './up';
 import { UsageError } from './errors';
 
-const commands: Command[] = [upCommand, ...serviceCommands, targetsCommand, probersCommand];
+const commands: Command[] = [upCommand, ...serviceCommands, targetsCommand, probersCommand, drainCommand, ringCommand, canaryCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
