@@ -2,6 +2,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ProbemeshError } from '@probemesh/common';
 import { createAdminClient } from '@probemesh/coordinator';
+import { AdminTarget } from './command';
 
 /** The typed admin client the CLI uses. */
 export type AdminClient = ReturnType<typeof createAdminClient>;
@@ -15,8 +16,9 @@ export class AdminCallError extends ProbemeshError {
 }
 
 /** Opens a client, runs `fn`, closes it, and turns gRPC errors into one clear line. */
-export async function withAdmin<T>(address: string, fn: (c: AdminClient) => Promise<T>): Promise<T> {
-  const client = createAdminClient(address);
+export async function withAdmin<T>(target: string | AdminTarget, fn: (c: AdminClient) => Promise<T>): Promise<T> {
+  const { address, tls } = typeof target === 'string' ? { address: target, tls: undefined } : target;
+  const client = createAdminClient(address, tls);
   try {
     return await fn(client);
   } catch (err) {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createLogger, loadConfig, parseDurationMs, ProbemeshError } from '@probemesh/common';
 import { analyzeCanary, canaryRunConfigSchema, CanaryVerdict, parseJudgeConfig, PrometheusReader, startCanaryRun, verdictToJson } from '@probemesh/aggregator';
 import { withAdmin } from './admin';
-import { Command, ADMIN_OPTIONS_HELP, adminAddress, adminOptions, parse } from './command';
+import { Command, ADMIN_OPTIONS_HELP, adminTarget, adminOptions, parse } from './command';
 import { UsageError } from './errors';
 import { renderTable } from './table';
 
@@ -114,7 +114,7 @@ async function analyze(args: string[]): Promise<number> {
     verdict = v.verdict;
     json = verdictToJson(v, 2);
   } else {
-    const res = await withAdmin(adminAddress(values.addr), (c) =>
+    const res = await withAdmin(adminTarget(values), (c) =>
       c.analyzeCanary({ baselineSelector: values.baseline ?? '', canarySelector: values.canary, windowSeconds: Math.round(windowMs / 1000), configJson, baselineDaysAgo: days, endUnixMs: end }, { timeoutMs: 120_000 }),
     );
     verdict = res.verdict;

@@ -1,6 +1,6 @@
 /** `probemesh drain PROBER [--undrain]`. */
 import { withAdmin } from './admin';
-import { Command, ADMIN_OPTIONS_HELP, adminAddress, adminOptions, parse } from './command';
+import { Command, ADMIN_OPTIONS_HELP, adminTarget, adminOptions, parse } from './command';
 import { UsageError } from './errors';
 
 /** `probemesh drain`. */
@@ -26,7 +26,7 @@ Examples:
     const { values, positionals } = parse('drain', args, { ...adminOptions, undrain: { type: 'boolean', default: false } });
     const prober = positionals[0];
     if (!prober || positionals.length > 1) throw new UsageError('drain: expected exactly one PROBER id (see probemesh drain --help)');
-    const res = await withAdmin(adminAddress(values.addr), (c) => c.drainProber({ prober, undrain: values.undrain }));
+    const res = await withAdmin(adminTarget(values), (c) => c.drainProber({ prober, undrain: values.undrain }));
     if (values.json) {
       process.stdout.write(JSON.stringify({ prober, undrain: values.undrain, state: res.prober?.state ?? '', moving_targets: res.movingTargets }, null, 2) + '\n');
       return 0;

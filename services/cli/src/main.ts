@@ -12,9 +12,12 @@ import { drainCommand } from './drain';
 import { ringCommand } from './ring';
 import { canaryCommand } from './canary';
 import { upCommand } from './up';
+import { probeCommand } from './probe';
+import { modulesCommand } from './modules';
+import { watchCommand } from './watch';
 import { UsageError } from './errors';
 
-const commands: Command[] = [upCommand, ...serviceCommands, targetsCommand, probersCommand, drainCommand, ringCommand, canaryCommand];
+const commands: Command[] = [upCommand, ...serviceCommands, targetsCommand, probersCommand, drainCommand, ringCommand, modulesCommand, watchCommand, probeCommand, canaryCommand];
 
 function mainHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,7 +1,7 @@
 /** `probemesh probers`. */
 import { toNumber } from '@probemesh/common';
 import { withAdmin } from './admin';
-import { Command, ADMIN_OPTIONS_HELP, adminAddress, adminOptions, parse } from './command';
+import { Command, ADMIN_OPTIONS_HELP, adminTarget, adminOptions, parse } from './command';
 import { renderTable } from './table';
 
 function ago(unixNano: number, nowMs: number): string {
@@ -27,7 +27,7 @@ Examples:
   probemesh probers --json | jq '.probers[] | select(.state != "alive")'`,
   async run(args) {
     const { values } = parse('probers', args, adminOptions, false);
-    const res = await withAdmin(adminAddress(values.addr), (c) => c.listProbers({}));
+    const res = await withAdmin(adminTarget(values), (c) => c.listProbers({}));
     const now = Date.now();
     const probers = (res.probers ?? []).map((p) => ({
       id: p.heartbeat?.prober ?? '',

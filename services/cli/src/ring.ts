@@ -1,7 +1,7 @@
 /** `probemesh ring [--target URL [--module M] | --id ID]`. */
 import { toNumber } from '@probemesh/common';
 import { withAdmin } from './admin';
-import { Command, ADMIN_OPTIONS_HELP, adminAddress, adminOptions, parse } from './command';
+import { Command, ADMIN_OPTIONS_HELP, adminTarget, adminOptions, parse } from './command';
 import { renderTable } from './table';
 
 /** `probemesh ring`. */
@@ -29,7 +29,7 @@ Examples:
   probemesh ring --json | jq '.nodes[] | {prober, targets}'`,
   async run(args) {
     const { values } = parse('ring', args, { ...adminOptions, target: { type: 'string' }, module: { type: 'string' }, id: { type: 'string' } }, false);
-    const addr = adminAddress(values.addr);
+    const addr = adminTarget(values);
     if (values.target || values.id) {
       const res = await withAdmin(addr, (c) => c.getPlacement({ id: values.id ?? '', url: values.target ?? '', module: values.module ?? '' }));
       const owners = (res.owners ?? []).map((o) => ({ prober: o.prober ?? '', zone: o.zone ?? '', state: o.state ?? '', reason: o.reason ?? '' }));

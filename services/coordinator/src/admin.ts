@@ -14,6 +14,11 @@ import { Membership, ProberRecord } from './membership';
 import { placementResponse, ringResponse } from './ring';
 import { TargetRegistry } from './targets';
 import { removeTargetId, validateAddTarget } from './validate';
+import { callerOf, GrpcAuthSettings, GrpcTlsSettings, RoleMap, secureHandlers, serverCredentials, summarize } from './grpc-auth';
+import { addStandardServices } from './grpc-extras';
+import { getTarget, importTargets, listModules, listTargets, updatedTarget } from './admin-targets';
+import { watchResults } from './watch-results';
+import { KV, NatsConnection } from 'nats';
 
 /** What the admin handlers read and change. */
 export interface AdminDeps {
@@ -29,6 +34,10 @@ export interface AdminDeps {
   defaults: TargetDefaults;
   /** The AnalyzeCanary handler; answered UNIMPLEMENTED when not given. */
   analyzeCanary?: AdminServiceHandlers['analyzeCanary'];
+  /** KV pm_probers (module configurations of ListModules). */
+  probersKv?: KV;
+  /** NATS connection (WatchResults reads PM_RESULTS). */
+  nc?: NatsConnection;
   log: Logger;
 }
 
@@ -75,14 +84,15 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 function unary<Req, Res>(deps: AdminDeps, rpc: string, mutating: boolean, fn: (req: Req) => Promise<{ res: Res; audit?: Record<string, unknown> }>): Unary<Req, Res> {
   return (call, callback) => {
     const peer = call.getPeer();
+    const caller = callerOf(call);
     fn(call.request).then(
       ({ res, audit }) => {
-        if (mutating) deps.log.info({ audit: true, rpc, peer, outcome: 'ok', ...audit }, `audit ${rpc}`);
+        if (mutating) deps.log.info({ audit: true, rpc, peer, identity: caller?.identity, role: caller?.role, outcome: 'ok', ...audit }, `audit ${rpc}`);
         callback(null, res);
       },
       (err: unknown) => {
         const st = toGrpcStatus(err, deps.log, rpc);
-        if (mutating) deps.log.info({ audit: true, rpc, peer, outcome: grpc.status[st.code ?? grpc.status.UNKNOWN], details: st.details }, `audit ${rpc}`);
+        if (mutating) deps.log.info({ audit: true, rpc, peer, identity: caller?.identity, role: caller?.role, outcome: grpc.status[st.code ?? grpc.status.UNKNOWN], details: st.details, request: summarize(call.request) }, `audit ${rpc}`);
         callback(st, null);
       },
     );
@@ -102,7 +112,36 @@ export function createAdminHandlers(deps: AdminDeps): AdminServiceHandlers {
       const target = await deps.targets.remove(id);
       return { res: { target }, audit: { target_id: id, url: target.url, module: target.module } };
     }),
-    listTargets: unary(deps, 'ListTargets', false, async (req: probemesh.v1.ListTargetsRequest) => ({ res: { targets: deps.targets.list(req.module || undefined) } })),
+    listTargets: unary(deps, 'ListTargets', false, async (req: probemesh.v1.ListTargetsRequest) => ({ res: listTargets(deps.targets, req) })),
+    getTarget: unary(deps, 'GetTarget', false, async (req: probemesh.v1.GetTargetRequest) => ({ res: getTarget(deps.targets, req, deps.defaults) })),
+    updateTarget: unary(deps, 'UpdateTarget', true, async (req: probemesh.v1.UpdateTargetRequest) => {
+      const existing = getTarget(deps.targets, req, deps.defaults);
+      const { target } = await deps.targets.put(updatedTarget(existing, req, deps.defaults));
+      return { res: target, audit: { target_id: target.id, url: target.url, module: target.module } };
+    }),
+    importTargets: unary(deps, 'ImportTargets', true, async (req: probemesh.v1.ImportTargetsRequest) => {
+      const res = await importTargets(deps.targets, req, deps.defaults);
+      return { res, audit: { format: req.format, dry_run: req.dryRun, ...res } };
+    }),
+    listModules: unary(deps, 'ListModules', false, async () => {
+      if (!deps.probersKv) throw new UnavailableError('module listing is not available on this coordinator');
+      return { res: await listModules(deps.probersKv, deps.membership.list().map((p) => p.id)) };
+    }),
+    watchResults: (call) => {
+      if (!deps.nc) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'result watching is not available on this coordinator' });
+        return;
+      }
+      const r = call.request;
+      watchResults(deps.nc, { targetId: r.targetId, url: r.url, prober: r.prober, failureCode: r.failureCode, onlyFailures: r.onlyFailures }, (res) => call.write(res), deps.log).then(
+        (w) => {
+          call.on('cancelled', () => w.stop());
+          call.on('close', () => w.stop());
+          void w.done.then(() => call.end());
+        },
+        (err: unknown) => call.emit('error', toGrpcStatus(err, deps.log, 'WatchResults')),
+      );
+    },
     listProbers: unary(deps, 'ListProbers', false, async () => {
       const probers = deps.membership.list().map((p) => proberInfo(p, deps));
       return { res: { probers, epoch: toULong(deps.publisher()?.epoch ?? 0n) } };
@@ -137,12 +176,28 @@ export interface AdminServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Serves `handlers` on `listen` (port 0 picks a free port), without TLS for now. */
-export async function startAdminServer(listen: string, handlers: AdminServiceHandlers, log: Logger): Promise<AdminServer> {
+/** Security of the admin server. */
+export interface AdminServerSecurity {
+  /** TLS 1.3 (+ client certificates when `client_ca_file` is set); plaintext when absent. */
+  tls?: GrpcTlsSettings;
+  /** Roles by client certificate identity. */
+  auth: GrpcAuthSettings;
+  /** Audit log (one line per mutating call and per denial). */
+  audit: Logger;
+}
+
+/**
+ * Serves `handlers` on `listen` (port 0 picks a free port), behind the role checks of
+ * `security`, next to grpc.health.v1 and server reflection.
+ */
+export async function startAdminServer(listen: string, handlers: AdminServiceHandlers, log: Logger, security?: AdminServerSecurity): Promise<AdminServer> {
   const server = new grpc.Server();
-  server.addService(AdminServiceDefinition, handlers);
+  const roles = new RoleMap(security?.auth ?? { admins: [], operators: [], viewers: [], default_role: 'none', insecure_role: 'admin' }, security?.tls !== undefined);
+  server.addService(AdminServiceDefinition, secureHandlers(handlers, roles, security?.audit ?? log));
+  const standard = addStandardServices(server);
+  if (!security?.tls) log.warn({ listen }, 'gRPC AdminService without TLS: every caller has the insecure_role (set grpc.tls to require certificates)');
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(listen, serverCredentials(security?.tls), (err, p) => (err ? reject(err) : resolve(p)));
   });
   const { host } = splitHostPort(listen);
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
@@ -152,6 +207,7 @@ export async function startAdminServer(listen: string, handlers: AdminServiceHan
     address,
     stop: (graceMs = 2000) =>
       new Promise<void>((resolve) => {
+        standard.setStatus('NOT_SERVING');
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();

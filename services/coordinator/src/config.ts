@@ -1,5 +1,6 @@
 /** Configuration of a coordinator (`probemesh coordinator --config coordinator.yml`). */
 import { hostname } from 'node:os';
+import { grpcAuthSchema, grpcTlsSchema } from './grpc-auth';
 import { addIssue, duration, httpSchema, Infer, listenAddress, logSchema, natsSchema, num, obj, optional, record, resultsStreamSchema, str, url } from '@probemesh/common';
 
 /** Module names: blackbox_exporter `modules:` keys. */
@@ -35,6 +36,16 @@ export const coordinatorConfigSchema = obj({
   grpc: obj({
     listen: listenAddress({ default: '0.0.0.0:50051', doc: 'Address of the gRPC AdminService (port 0 picks a free port).' }),
     advertise: optional(str({ nonEmpty: true, doc: 'host:port other coordinators forward admin calls to when this one leads (written into the leader lease). Default: the bound address (wildcard shown as 127.0.0.1).' })),
+    tls: optional(grpcTlsSchema),
+    auth: grpcAuthSchema,
+    client_tls: optional(
+      obj({
+        ca_file: str({ nonEmpty: true, doc: 'CA of the other coordinators\' server certificates.' }),
+        cert_file: optional(str({ doc: 'This coordinator\'s client certificate (its identity must be in grpc.auth.admins of the others).' })),
+        key_file: optional(str({ doc: 'Key of the client certificate.' })),
+        server_name: optional(str({ doc: 'Name to check the leader\'s certificate against instead of the dialled host.' })),
+      }),
+    ),
   }),
   http: httpSchema('0.0.0.0:9117'),
   dead_after: duration({ default: '3s', minMs: 10, doc: 'A prober is declared dead after this long without a heartbeat.' }),

@@ -4,7 +4,7 @@
  * (standbys forward to the leader) and /metrics. Standbys keep targets and
  * membership warm, so a takeover publishes within one rebalance delay.
  */
-import { AnchoredClock, Clock, connectNats, createLogger, ensureResultsStream, Logger, serveHttp } from '@probemesh/common';
+import { AnchoredClock, Clock, connectNats, createLogger, ensureResultsStream, KV_PROBERS, Logger, openKv, serveHttp } from '@probemesh/common';
 import type { NatsConnection } from 'nats';
 import { Registry } from 'prom-client';
 import { createAdminHandlers, proberState, startAdminServer } from './admin';
@@ -103,14 +103,17 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
           vnodesPerCapacity: config.vnodes_per_capacity,
           defaults: config.target_defaults,
           analyzeCanary: createAnalyzeCanaryHandler({ settings: config.canary, log: log.child({ component: 'canary' }) }),
+          probersKv: await openKv(nc, KV_PROBERS, { replicas: config.kv_replicas }),
+          nc,
           log: log.child({ component: 'admin' }),
         }),
-        { id: config.id, isLeader: () => lease?.isLeader() ?? false, holder: () => lease?.holder(), log: log.child({ component: 'forward' }) },
+        { id: config.id, isLeader: () => lease?.isLeader() ?? false, holder: () => lease?.holder(), clientTls: config.grpc.client_tls, log: log.child({ component: 'forward' }) },
       ).handlers,
       log,
+      { tls: config.grpc.tls, auth: config.grpc.auth, audit: log.child({ component: 'audit' }) },
     );
     cleanups.push(() => admin.stop());
-    const http = await serveHttp(config.http.listen, registry, log);
+    const http = await serveHttp(config.http, registry, log);
     cleanups.push(() => http.close());
 
     const store = await openAssignmentStore(nc, log, config.kv_replicas);

@@ -9,6 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Logger } from '@probemesh/common';
 import { AdminServiceDefinition, AdminServiceHandlers } from '@probemesh/proto';
+import { AdminClientTls, adminChannel } from './client';
 import { LeaseHolder } from './lease';
 
 /** Metadata key set on forwarded calls (value: the forwarding coordinator's id). */
@@ -22,10 +23,14 @@ export interface ForwardingDeps {
   isLeader(): boolean;
   /** The lease holder as last seen. */
   holder(): LeaseHolder | undefined;
+  /** TLS (and client certificate) used to reach the leader; plaintext when absent. */
+  clientTls?: AdminClientTls;
   log: Logger;
 }
 
-const NOT_FORWARDED = new Set(['analyzeCanary']);
+// Served by any coordinator: canary reads Prometheus, module listing reads KV, and a
+// result watch reads the stream (and is a server stream, which is not forwarded).
+const NOT_FORWARDED = new Set(['analyzeCanary', 'listModules', 'watchResults']);
 const AdminServiceClient = grpc.makeGenericClientConstructor(AdminServiceDefinition, 'probemesh.v1.AdminService');
 type RawUnary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
 
@@ -35,7 +40,8 @@ export function withForwarding(handlers: AdminServiceHandlers, deps: ForwardingD
   const clientFor = (address: string) => {
     let c = clients.get(address);
     if (!c) {
-      c = new AdminServiceClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, RawUnary>;
+      const channel = adminChannel(deps.clientTls);
+      c = new AdminServiceClient(address, channel.credentials, channel.options) as unknown as grpc.Client & Record<string, RawUnary>;
       clients.set(address, c);
     }
     return c;

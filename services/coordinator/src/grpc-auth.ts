@@ -142,7 +142,23 @@ export function serverCredentials(tls: GrpcTlsSettings | undefined): grpc.Server
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
-function summarize(request: unknown): Record<string, unknown> {
+/** Who made a call, as established by {@link secureHandlers}. */
+export interface Caller {
+  /** Certificate identity, or "insecure" without TLS. */
+  identity: string;
+  /** Its role. */
+  role: Role;
+}
+
+const callers = new WeakMap<object, Caller>();
+
+/** The caller of `call` (for audit lines), when the call passed {@link secureHandlers}. */
+export function callerOf(call: object): Caller | undefined {
+  return callers.get(call);
+}
+
+/** A loggable summary of a request: secrets redacted, long strings cut. */
+export function summarize(request: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries((request ?? {}) as Record<string, unknown>)) {
     if (/password|token|secret|key/i.test(k)) out[k] = '[redacted]';
@@ -154,7 +170,8 @@ function summarize(request: unknown): Record<string, unknown> {
 
 /**
  * Wraps every handler: identify the caller, check its role (PERMISSION_DENIED naming
- * the role needed), write the audit line for mutating calls, then run the handler.
+ * the role needed, with an audit line), remember the caller for the handler's own
+ * audit line ({@link callerOf}), then run the handler.
  */
 export function secureHandlers<H extends grpc.UntypedServiceImplementation>(handlers: H, roles: RoleMap, audit: Logger): H {
   const out: Record<string, grpc.UntypedHandleCall> = {};
@@ -169,7 +186,7 @@ export function secureHandlers<H extends grpc.UntypedServiceImplementation>(hand
         else (call as grpc.ServerWritableStream<unknown, unknown>).emit('error', err);
         return;
       }
-      if (MUTATING.has(method)) audit.info({ audit: true, method, identity, role, request: summarize(call.request) }, `${method} by ${identity}`);
+      callers.set(call, { identity, role });
       (handler as (c: AnyCall, cb?: grpc.sendUnaryData<unknown>) => void)(call, callback);
     }) as grpc.UntypedHandleCall;
   }

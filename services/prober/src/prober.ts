@@ -81,7 +81,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
     await ensureResultsStream(await nc.jetstreamManager(), config.stream);
     const kvProbers = await openKvRetry(nc, KV_PROBERS);
     const kvAssignments = await openKvRetry(nc, KV_ASSIGNMENTS);
-    const endpoint = await serveHttp(config.http.listen, metrics.registry, log, {
+    const endpoint = await serveHttp(config.http, metrics.registry, log, {
       '/probe': probeRoute({ modules, clock, log, timeoutOffsetMs: config.probe_timeout_offset }),
     });
     cleanups.push(() => endpoint.close());
