@@ -38,6 +38,10 @@ export interface HeartbeatSource {
   clock?(): { source: string; synced: boolean; offsetNs: bigint; errorBoundNs: bigint };
   /** The eBPF status (Heartbeat.ebpf). @default absent */
   ebpf?(): { up: boolean; reason: string };
+  /** The loaded modules' configuration as JSON, sent only in KV registrations. @default absent */
+  modulesJson?(): string;
+  /** Probes started per second recently (Heartbeat.probes_per_second). @default 0 */
+  probesPerSecond?(): number;
 }
 
 /** Every how many beats the registration in KV is refreshed. */
@@ -60,9 +64,8 @@ export class HeartbeatSender {
 
   /** Registers in KV (awaited: start fails if NATS refuses), publishes, then beats on. */
   async start(): Promise<void> {
-    const data = this.encode(false);
-    await this.sink.register(this.source.prober, data);
-    this.sink.publish(heartbeatSubject(this.source.prober), data);
+    await this.sink.register(this.source.prober, this.encode(false, true));
+    this.sink.publish(heartbeatSubject(this.source.prober), this.encode(false));
     this.beats = 1;
     this.schedule();
   }
@@ -82,7 +85,7 @@ export class HeartbeatSender {
   }
 
   /** The heartbeat as sent now. */
-  encode(leaving: boolean): Uint8Array {
+  encode(leaving: boolean, registration = false): Uint8Array {
     const s = this.source;
     return probemesh.v1.Heartbeat.encode({
       prober: s.prober,
@@ -98,6 +101,8 @@ export class HeartbeatSender {
       modules: s.modules?.() ?? [],
       clock: clockStatus(s),
       ebpf: s.ebpf ? { ...s.ebpf() } : undefined,
+      probesPerSecond: s.probesPerSecond?.() ?? 0,
+      modulesJson: registration ? (s.modulesJson?.() ?? '') : '',
     }).finish();
   }
 
@@ -118,7 +123,7 @@ export class HeartbeatSender {
     }
     this.beats++;
     if (this.beats % REGISTER_EVERY === 0) {
-      this.sink.register(this.source.prober, data).catch((err) => this.opts.log.warn({ err: (err as Error).message }, 'refreshing the registration in KV failed'));
+      this.sink.register(this.source.prober, this.encode(false, true)).catch((err) => this.opts.log.warn({ err: (err as Error).message }, 'refreshing the registration in KV failed'));
     }
     this.schedule();
   }

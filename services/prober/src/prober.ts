@@ -11,6 +11,7 @@ import { ClockSyncMonitor, registerClockMetrics, SyncedClock } from './clock';
 import { EbpfRunner, EbpfStatus, KernelTcp, kernelNote, kernelTcpProto, registerEbpfMetrics } from './ebpf';
 import { ProberConfig } from './config';
 import { HeartbeatSender } from './heartbeat';
+import { RateMeter } from './rate';
 import { createProberMetrics } from './metrics';
 import { loadModuleDefinitions, ProbeModules } from './modules';
 import { probeRoute } from './probe-handler';
@@ -151,12 +152,16 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
         kernel: kernel ? kernelTcpProto(kernel) : undefined,
       });
     };
+    const probeRate = new RateMeter(clock);
     const scheduler = new Scheduler(runner, {
       maxConcurrency: config.max_concurrency,
       clock,
       log: log.child({ component: 'scheduler' }),
       observer: {
-        lag: (s) => metrics.schedulerLag.observe(s),
+        lag: (s) => {
+          metrics.schedulerLag.observe(s);
+          probeRate.mark();
+        },
         late: () => metrics.schedulerLate.inc(),
         missed: (n) => metrics.schedulerMissed.inc(n),
         inFlight: (n) => metrics.inFlight.set(n),
@@ -179,7 +184,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
     );
 
     const heartbeat = new HeartbeatSender(
-      { prober: id, region: config.region, zone: config.zone, capacity: config.capacity, httpUrl: endpoint.url, appliedEpoch: heldEpoch, targets: () => scheduler.size, modules: () => modules.names(), clock: () => clockSync.status(), ebpf: () => ebpf.status() },
+      { prober: id, region: config.region, zone: config.zone, capacity: config.capacity, httpUrl: endpoint.url, appliedEpoch: heldEpoch, targets: () => scheduler.size, modules: () => modules.names(), modulesJson: () => JSON.stringify(Object.fromEntries(modules.names().map((n) => [n, modules.definition(n)]))), probesPerSecond: () => probeRate.perSecond(), clock: () => clockSync.status(), ebpf: () => ebpf.status() },
       { publish: (subject, data) => nc.publish(subject, data), register: (key, data) => kvProbers.put(key, data) },
       { intervalMs: config.heartbeat_interval, clock, log: log.child({ component: 'heartbeat' }) },
     );

@@ -18,7 +18,7 @@ import { dialTcp } from './dial';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { phasesFromMarks } from './phases';
 import { StreamReader } from './stream-reader';
-import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll } from './target-addr';
+import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { handshake } from './tls-client';
 import { prepareTls, tlsConfigSchema } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
@@ -113,6 +113,7 @@ async function runDns(opts: DnsProbeOptions, prep: Prepared, target: ProbeTarget
   if (!hp) return outcome(FailureCodes.INVALID_TARGET, `invalid DNS server ${JSON.stringify(target.url)} (want host[:port])`);
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, prep.resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
+  gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 });
 

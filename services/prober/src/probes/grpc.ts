@@ -14,7 +14,7 @@ import { bool, Infer, obj, record, str } from '@probemesh/common';
 import { FailureCode, FailureCodes } from './failure';
 import { decodeHealthResponse, encodeHealthRequest, HEALTH_CHECK_PATH, SERVING_STATUSES } from './grpc-health';
 import { phasesFromMarks } from './phases';
-import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll } from './target-addr';
+import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { prepareTls, PreparedTls, tlsConfigSchema, verifyName } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
@@ -80,6 +80,7 @@ async function runGrpc(opts: GrpcProbeOptions, prep: { resolveAll: ResolveAllFn;
   const useTls = opts.tls || /^https:/i.test(target.url);
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, prep.resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
+  gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 }, { name: 'probe_grpc_ssl', value: useTls ? 1 : 0 });
 

@@ -19,7 +19,7 @@ import { FailureCode, FailureCodes } from './failure';
 import { exchange, HopRequest, HopResult, HTTP_PHASES } from './http-exchange';
 import { HttpProbeOptions, PreparedHttp, prepareHttp } from './http-options';
 import { phasesFromMarks } from './phases';
-import { ResolveAllFn, systemResolveAll } from './target-addr';
+import { ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { GaugeValue, PhaseTiming, Probe, ProbeContext, ProbeOutcome, ProbeTarget, RedirectHopTiming } from './types';
 
 export { HTTP_PHASES } from './http-exchange';
@@ -75,26 +75,6 @@ function redirected(prev: HopRequest, location: string, status: number, first: U
     authority: sameHost && hostHeader !== undefined ? hostHeader : url.host,
     body: keepMethod ? prev.body : undefined,
   };
-}
-
-/** blackbox's probe_ip_addr_hash: FNV-1a (32 bit) of the address bytes (4 for IPv4, 16 for IPv6). */
-export function ipAddrHash(address: string): number {
-  const bytes = address.includes(':') ? ipv6Bytes(address) : address.split('.').map(Number);
-  let h = 0x811c9dc5;
-  for (const b of bytes) {
-    h ^= b;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-function ipv6Bytes(a: string): number[] {
-  const [head, tail] = a.split('::') as [string, string | undefined];
-  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((x) => parseInt(x, 16)) : []);
-  const h = parse(head);
-  const t = parse(tail);
-  const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  return groups.flatMap((g) => [(g >> 8) & 0xff, g & 0xff]);
 }
 
 /** The first failed blackbox check of a final response, in blackbox's order. */
@@ -185,8 +165,7 @@ async function runHttp(prep: PreparedHttp, resolveAll: ResolveAllFn, target: Pro
   const resolveNs = firstHop.marks[0] !== undefined ? firstHop.marks[0] - t0 : 0n;
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(resolveNs) / 1e9 });
   if (firstHop.family !== 0) {
-    gauges.push({ name: 'probe_ip_protocol', value: firstHop.family });
-    gauges.push({ name: 'probe_ip_addr_hash', value: ipAddrHash(firstHop.address) });
+    gauges.push(...addressGauges(firstHop));
   }
   gauges.push(
     { name: 'probe_http_content_length', value: last.status === 0 ? 0 : last.contentLength },
@@ -225,3 +204,5 @@ function invalid(t0: bigint, message: string): ProbeOutcome {
     gauges: [],
   };
 }
+
+export { ipAddrHash } from './target-addr';

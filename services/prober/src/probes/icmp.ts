@@ -16,7 +16,7 @@ import { bool, duration, Infer, num, obj, optional, str } from '@probemesh/commo
 import { FailureCode, FailureCodes } from './failure';
 import { FpingCommand, FpingHostResult, FpingPool } from './fping';
 import { phasesFromMarks } from './phases';
-import { ipProtocolFallback, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll } from './target-addr';
+import { ipProtocolFallback, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
 /** Options of an `icmp` probe module (blackbox `icmp:` block + `packets`, `interval`). */
@@ -96,6 +96,7 @@ async function runIcmp(opts: IcmpProbeOptions, pool: FpingPool, resolveAll: Reso
   const hp = { host };
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
+  gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
   const resolveS = Number(marks[0] - t0) / 1e9;
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: resolveS });

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { bool, str } from '@probemesh/common';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
+import { GaugeValue } from './types';
 
 /** A parsed `host[:port]` target. */
 export interface HostPort {
@@ -103,4 +104,32 @@ export function untilAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () =>
 /** Adapts a single-address lookup (`ProbeDeps.lookup`) to {@link ResolveAllFn}; undefined stays undefined. */
 export function fromLookup(lookup?: (hostname: string, signal: AbortSignal) => Promise<{ address: string; family: number }>): ResolveAllFn | undefined {
   return lookup ? async (h, s) => [await lookup(h, s)] : undefined;
+}
+
+/** blackbox's probe_ip_addr_hash: FNV-1a (32 bit) of the address bytes (4 for IPv4, 16 for IPv6). */
+export function ipAddrHash(address: string): number {
+  const bytes = address.includes(':') ? ipv6Bytes(address) : address.split('.').map(Number);
+  let h = 0x811c9dc5;
+  for (const b of bytes) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+function ipv6Bytes(a: string): number[] {
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((x) => parseInt(x, 16)) : []);
+  const h = parse(head);
+  const t = parse(tail);
+  const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return groups.flatMap((g) => [(g >> 8) & 0xff, g & 0xff]);
+}
+
+/** blackbox's `probe_ip_protocol` and `probe_ip_addr_hash` of the address a probe used. */
+export function addressGauges(addr: { address: string; family: number }): GaugeValue[] {
+  return [
+    { name: 'probe_ip_protocol', value: addr.family },
+    { name: 'probe_ip_addr_hash', value: ipAddrHash(addr.address) },
+  ];
 }

@@ -20,7 +20,7 @@ import { goRegExp, goRegExpSchema } from './go-regexp';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { phasesFromMarks } from './phases';
 import { StreamReader } from './stream-reader';
-import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll } from './target-addr';
+import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { handshake } from './tls-client';
 import { prepareTls, PreparedTls, tlsConfigSchema } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
@@ -106,13 +106,15 @@ async function runTcp(opts: TcpProbeOptions, prep: Prepared, target: ProbeTarget
     phases: phasesFromMarks(TCP_PHASES, t0, marks, marks[3] ?? clock.monoNs()),
     httpStatusCode: 0,
     httpVersion: 0,
-    gauges,
+    // blackbox registers probe_failed_due_to_regex on every tcp probe (0 unless an expect failed).
+    gauges: gauges.some((g) => g.name === 'probe_failed_due_to_regex') ? gauges : [...gauges, { name: 'probe_failed_due_to_regex', value: 0 }],
   });
 
   const hp = parseHostPort(target.url);
   if (!hp) return outcome(FailureCodes.INVALID_TARGET, `invalid TCP target ${JSON.stringify(target.url)} (want host:port)`);
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, prep.resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
+  gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 });
 

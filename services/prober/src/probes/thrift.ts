@@ -13,7 +13,7 @@ import { dialTcp } from './dial';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { phasesFromMarks } from './phases';
 import { StreamReader } from './stream-reader';
-import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll } from './target-addr';
+import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { decodeThriftMessage, encodeThriftMessage, frame, MessageType, ThriftDecodeError, ThriftField, ThriftIncomplete, ThriftMessage, ThriftProtocol, TType } from './thrift-wire';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
@@ -76,6 +76,7 @@ async function runThrift(opts: ThriftProbeOptions, name: string, args: ThriftFie
   if (!hp) return outcome(FailureCodes.INVALID_TARGET, `invalid Thrift target ${JSON.stringify(target.url)} (want host:port)`);
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
+  gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 });
   const dialed = await dialTcp({ address: addr.address, family: addr.family, port: hp.port, sourceIp: opts.source_ip_address }, signal);
