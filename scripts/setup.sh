@@ -127,5 +127,15 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# --- tracefs ------------------------------------------------------------------------------
+# bpftrace reads tracepoint formats from tracefs; some machines do not mount it.
+if [[ $(id -u) -eq 0 && -d /sys/kernel/tracing && ! -e /sys/kernel/tracing/events ]]; then
+  if mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; then
+    say "mounted tracefs at /sys/kernel/tracing (bpftrace needs it for tracepoints)"
+  else
+    say "could not mount tracefs at /sys/kernel/tracing: eBPF measurements will be unavailable"
+  fi
+fi
+
 t1=${EPOCHREALTIME/[.,]/}
 say "ok (node v$node_version, $npm_state, $apt_state, $(( (t1 - t0) / 1000 ))ms)"

@@ -56,7 +56,7 @@ describe('canary judge end to end: mesh → Prometheus → judge → verdict, we
       { log: silentLogger() },
     );
     for (const zone of ['a', 'b', 'c']) {
-      const cfg = loadConfig(proberConfigSchema, { text: `id: prober-${zone}\nzone: ${zone}\nregion: test\nnats:\n  servers: ["${nats.url}"]\nhttp:\n  listen: 127.0.0.1:0\nheartbeat_interval: 250ms\npublish:\n  max_delay: 100ms\n`, env: {} });
+      const cfg = loadConfig(proberConfigSchema, { text: `id: prober-${zone}\nzone: ${zone}\nregion: test\nnats:\n  servers: ["${nats.url}"]\nhttp:\n  listen: 127.0.0.1:0\nheartbeat_interval: 250ms\npublish:\n  max_delay: 100ms\nebpf:\n  enabled: false\n`, env: {} });
       probers.push(await startProber(cfg, { log: silentLogger() }));
     }
     aggregator = await startAggregator(

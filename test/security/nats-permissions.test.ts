@@ -57,7 +57,7 @@ describe('NATS roles from docs/nats-server.conf (mTLS, per-prober users)', () =>
     nats = await startNats({ extraArgs: ['-c', confFile] });
     url = `tls://127.0.0.1:${nats.port}`;
     coordinator = await startCoordinator(loadConfig(coordinatorConfigSchema, { text: `${natsYaml('coordinator', PASSWORDS.PM_COORDINATOR_PASSWORD)}grpc:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\nrebalance_delay: 50ms\n`, env: {} }), { log: silentLogger() });
-    prober = await startProber(loadConfig(proberConfigSchema, { text: `id: prober-a\nzone: a\n${natsYaml('prober-a', PASSWORDS.PM_PROBER_A_PASSWORD)}http:\n  listen: 127.0.0.1:0\nheartbeat_interval: 250ms\n`, env: {} }), { log: silentLogger() });
+    prober = await startProber(loadConfig(proberConfigSchema, { text: `id: prober-a\nzone: a\n${natsYaml('prober-a', PASSWORDS.PM_PROBER_A_PASSWORD)}http:\n  listen: 127.0.0.1:0\nheartbeat_interval: 250ms\nebpf:\n  enabled: false\n`, env: {} }), { log: silentLogger() });
     rogue = await connect({ servers: url, user: 'prober-a', pass: PASSWORDS.PM_PROBER_A_PASSWORD, tls: { caFile: tls().ca_file, certFile: tls().cert_file, keyFile: tls().key_file } });
   });
 
