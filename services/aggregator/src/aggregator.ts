@@ -1,14 +1,19 @@
 /**
- * Wires an aggregator together: NATS + the PM_RESULTS stream, the shared durable
- * consumer, the remote_write clients, the pipeline and the /metrics endpoint.
+ * Wires an aggregator together: NATS + the PM_RESULTS stream, membership and prober
+ * ownership (one consumer per prober subject), the remote_write clients and queues,
+ * the series model, stale markers, clock skew and the /metrics endpoint.
  */
 import { NatsConnection } from 'nats';
-import { AnchoredClock, Clock, connectNats, createLogger, describeError, ensureResultsStream, Logger, serveHttp } from '@probemesh/common';
+import { AnchoredClock, Clock, ConfigError, connectNats, createLogger, describeError, ensureResultsStream, Logger, resultsSubject, serveHttp } from '@probemesh/common';
 import { AggregatorConfig } from './config';
-import { ResultsConsumer } from './consumer';
+import { proberConsumerName, ResultsConsumer } from './consumer';
 import { createAggregatorMetrics, recordAttempt } from './metrics';
+import { AggregatorMembership, handoffBarrier, ProberAssignments, streamProbers } from './ownership';
 import { ResultPipeline } from './pipeline';
-import { RemoteWriteClient, Sleep } from './remote-write';
+import { realSleep, RemoteWriteClient, Sleep } from './remote-write';
+import { SeriesModel } from './series-model';
+import { SkewMonitor } from './skew';
+import { StaleMarkers } from './staleness';
 
 /** A running aggregator. */
 export interface RunningAggregator {
@@ -16,6 +21,8 @@ export interface RunningAggregator {
   id: string;
   /** Base URL of its HTTP endpoint (/metrics). */
   httpUrl: string;
+  /** Prober subjects this aggregator consumes now. */
+  ownedProbers(): string[];
   /** Stops pulling, flushes or abandons (unacked) what is held, drains NATS, closes HTTP. */
   stop(): Promise<void>;
 }
@@ -32,8 +39,12 @@ export interface AggregatorDeps {
   sleep?: Sleep;
   /** How long stop() lets held batches flush before abandoning them. @default 5000 */
   stopGraceMs?: number;
-  /** How often the consumer's num_pending is refreshed, ms. @default 5000 */
+  /** How often the consumers' num_pending is refreshed, ms. @default 5000 */
   pendingRefreshMs?: number;
+  /** How long one pull waits for messages, ms. @default 2000 */
+  pullExpiresMs?: number;
+  /** Delay between a target change and its stale markers, ms. @default 5000 */
+  staleGraceMs?: number;
 }
 
 /** Starts an aggregator; resolves once it is consuming and serving /metrics. */
@@ -45,10 +56,8 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
   let http: Awaited<ReturnType<typeof serveHttp>> | undefined;
   try {
     const jsm = await nc.jetstreamManager();
+    const js = nc.jetstream();
     await ensureResultsStream(jsm, config.stream);
-    const consumer = await ResultsConsumer.open(nc.jetstream(), jsm, config.consumer, log.child({ component: 'consumer' }), {
-      onDropped: (reason) => metrics.messagesDropped.inc({ reason }),
-    });
     const endpoints = config.remote_write.map((rw) => {
       const client: RemoteWriteClient = new RemoteWriteClient(rw, {
         fetch: deps.fetch,
@@ -63,38 +72,96 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
       });
       return client;
     });
+    const names = endpoints.map((e) => e.endpoint);
+    if (new Set(names).size !== names.length) throw new ConfigError('aggregator', [{ path: 'remote_write', message: `endpoint names must be unique (got ${names.join(', ')}); set name:` }]);
+    const model = new SeriesModel({ job: config.job, buckets: config.series.histogram_buckets, jitterWindow: config.series.jitter_window, maxSeries: config.series.max_series });
+    const skew = new SkewMonitor(metrics, log.child({ component: 'skew' }), config.skew_threshold);
     const pipeline = new ResultPipeline({
-      source: consumer,
       endpoints,
-      job: config.job,
+      model,
       fetchBatch: config.consumer.fetch_batch,
-      workingIntervalMs: Math.max(500, Math.floor(config.consumer.ack_wait / 3)),
+      maxBufferedSamples: config.consumer.max_buffered_samples,
+      workingIntervalMs: Math.max(250, Math.floor(config.consumer.ack_wait / 3)),
       metrics,
       log: log.child({ component: 'pipeline' }),
       clock,
+      onDelivery: (d) => skew.observe(d),
     });
+    const membership = new AggregatorMembership(nc, config.id, config.ownership, log.child({ component: 'membership' }));
+    const pullExpiresMs = deps.pullExpiresMs ?? 2000;
+    const consumers = new Map<string, ResultsConsumer>();
+    const consumerLog = log.child({ component: 'consumer' });
+    const assignments = new ProberAssignments(
+      membership,
+      () => streamProbers(jsm),
+      {
+        async acquire(prober, signal) {
+          const c = await ResultsConsumer.open(js, jsm, config.consumer, consumerLog.child({ prober }), {
+            name: proberConsumerName(config.consumer.durable, prober),
+            filterSubject: resultsSubject(prober),
+            pullExpiresMs,
+            onDropped: (reason) => metrics.messagesDropped.inc({ reason }),
+          });
+          const released = membership.waitReleased(prober, signal);
+          // Let a previous owner's last pull end before judging what it still holds.
+          if (membership.members().length > 1) await realSleep(pullExpiresMs + 500, signal);
+          const gate = await handoffBarrier(async () => (await c.pending()).numAckPending, config.consumer.ack_wait, signal, released);
+          if (gate === 'aborted') return;
+          if (gate === 'expired') consumerLog.info({ prober }, 'previous owner did not finish its messages in ack_wait; taking over (they are redelivered first)');
+          consumers.set(prober, c);
+          pipeline.attach(prober, c);
+          metrics.ownedProbers.set(pipeline.attached().length);
+        },
+        async release(prober) {
+          await pipeline.detach(prober);
+          consumers.delete(prober);
+          membership.announceReleased(prober);
+          metrics.ownedProbers.set(pipeline.attached().length);
+        },
+      },
+      config.ownership.discovery_interval,
+      log.child({ component: 'ownership' }),
+    );
+    const stale = config.series.stale_markers
+      ? new StaleMarkers({ nc, model, emit: (s) => pipeline.addStale(s), metrics, log: log.child({ component: 'stale' }), nowMs: () => clock.nowMs(), graceMs: deps.staleGraceMs })
+      : undefined;
     http = await serveHttp(config.http.listen, metrics.registry, log);
-    pipeline.start();
+    membership.start();
+    // Hear the other aggregators before claiming probers, so a start next to running
+    // aggregators does not briefly pull what they own.
+    await realSleep(config.ownership.heartbeat_interval * 2 + 100);
+    await assignments.start();
+    stale?.start();
 
-    const refreshPending = () =>
-      consumer.pending().then(
-        (p) => metrics.pendingMessages.set(p.numPending),
-        (err) => log.debug({ err: describeError(err) }, 'consumer info failed'),
-      );
+    const refreshPending = async () => {
+      let total = 0;
+      for (const c of consumers.values()) total += (await c.pending().catch(() => ({ numPending: 0 }))).numPending;
+      metrics.pendingMessages.set(total);
+      metrics.aggregators.set(membership.members().length);
+    };
     void refreshPending();
     const pendingTimer = setInterval(() => void refreshPending(), deps.pendingRefreshMs ?? 5000);
     pendingTimer.unref();
 
-    log.info({ http: http.url, endpoints: endpoints.map((e) => e.endpoint), durable: config.consumer.durable }, 'aggregator started');
+    log.info({ http: http.url, endpoints: names, durable: config.consumer.durable }, 'aggregator started');
     const server = http;
     let stopping: Promise<void> | undefined;
     return {
       id: config.id,
       httpUrl: server.url,
+      ownedProbers: () => assignments.ownedProbers(),
       stop: () =>
         (stopping ??= (async () => {
           clearInterval(pendingTimer);
+          await stale?.stop();
+          await assignments.stop();
+          // Leave first (the others start their handoff barrier), flush what is held,
+          // nak the rest, then say so, so the new owners start at once.
+          await membership.stop();
+          const owned = pipeline.attached();
           await pipeline.stop(deps.stopGraceMs ?? 5000);
+          for (const p of owned) membership.announceReleased(p);
+          await nc.flush().catch(() => undefined);
           await nc.drain().catch((err) => log.warn({ err: describeError(err) }, 'nats drain failed'));
           await server.close();
           log.info('aggregator stopped');

@@ -1,10 +1,12 @@
 /**
- * The results consumer: the durable pull consumer all aggregators share on
- * `PM_RESULTS`, turned into async iterables of decoded {@link ResultDelivery}s.
- * Undecodable messages are terminated (never redelivered) so they cannot block the
- * stream.
+ * The results consumers: one durable pull consumer per prober subject
+ * (`pm.results.<prober>`, named `<durable>-<hash of prober>`), shared by all
+ * aggregators but pulled by one at a time (see ownership.ts), turned into async
+ * iterables of decoded {@link ResultDelivery}s. Undecodable messages are terminated
+ * (never redelivered) so they cannot block the stream.
  */
-import { AckPolicy, Consumer, JetStreamClient, JetStreamManager, JsMsg, nanos } from 'nats';
+import { createHash } from 'node:crypto';
+import { AckPolicy, Consumer, DeliverPolicy, JetStreamClient, JetStreamManager, JsMsg, nanos } from 'nats';
 import { probemesh } from '@probemesh/proto';
 import { describeError, Logger, STREAM_RESULTS, SUBJECT_RESULTS } from '@probemesh/common';
 import { realSleep } from './remote-write';
@@ -17,6 +19,8 @@ export interface ResultDelivery {
   readonly seq: number;
   /** True when JetStream delivered it before (an earlier holder did not ack). */
   readonly redelivered: boolean;
+  /** When the NATS server stored the message (ns since epoch, server clock); 0n when unknown. */
+  readonly arrivalNs: bigint;
   /** Acknowledges: the batch is done with (sent or given up on). */
   ack(): void;
   /** Negative ack: redeliver now (to any aggregator). */
@@ -44,15 +48,24 @@ export interface ConsumerSettings {
   ack_wait: number;
 }
 
+/** Name of the durable consumer of `prober`'s subject: `<durable>-<first 16 hex of sha256(prober)>`. */
+export function proberConsumerName(durable: string, prober: string): string {
+  return `${durable}-${createHash('sha256').update(prober).digest('hex').slice(0, 16)}`;
+}
+
 /** Options of {@link ResultsConsumer}. */
 export interface ResultsConsumerOptions {
   /** How long one pull waits for messages, ms (>= 1000). @default 2000 */
   pullExpiresMs?: number;
   /** Called for every message dropped before decoding succeeded. */
   onDropped?: (reason: 'decode') => void;
+  /** Subject the consumer filters on. @default `pm.results.>` */
+  filterSubject?: string;
+  /** Consumer name. @default settings.durable */
+  name?: string;
 }
 
-/** The shared durable pull consumer on `PM_RESULTS`. */
+/** A durable pull consumer on `PM_RESULTS`. */
 export class ResultsConsumer implements ResultSource {
   private consumer?: Consumer;
 
@@ -71,28 +84,39 @@ export class ResultsConsumer implements ResultSource {
     return c;
   }
 
+  /** The consumer's name. */
+  get name(): string {
+    return this.opts.name ?? this.settings.durable;
+  }
+
   /** Creates or updates the durable consumer, then looks it up. */
   async ensure(): Promise<void> {
     const cfg = {
-      durable_name: this.settings.durable,
+      durable_name: this.name,
       ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
       max_ack_pending: this.settings.max_ack_pending,
       ack_wait: nanos(this.settings.ack_wait),
-      filter_subject: `${SUBJECT_RESULTS}.>`,
+      filter_subject: this.opts.filterSubject ?? `${SUBJECT_RESULTS}.>`,
     };
     try {
       await this.jsm.consumers.add(STREAM_RESULTS, cfg);
     } catch (err) {
       // Another aggregator created it with other limits: adopt ours (last writer wins).
       if (!/already (in use|exists)|exists/i.test(describeError(err))) throw err;
-      await this.jsm.consumers.update(STREAM_RESULTS, this.settings.durable, { max_ack_pending: cfg.max_ack_pending, ack_wait: cfg.ack_wait });
+      await this.jsm.consumers.update(STREAM_RESULTS, this.name, { max_ack_pending: cfg.max_ack_pending, ack_wait: cfg.ack_wait });
     }
-    this.consumer = await this.js.consumers.get(STREAM_RESULTS, this.settings.durable);
+    this.consumer = await this.js.consumers.get(STREAM_RESULTS, this.name);
+  }
+
+  /** Deletes the consumer (its prober's subject has no messages left in the stream). */
+  async delete(): Promise<void> {
+    await this.jsm.consumers.delete(STREAM_RESULTS, this.name);
   }
 
   /** JetStream's counts for the consumer: messages not yet delivered and delivered-unacked. */
   async pending(): Promise<{ numPending: number; numAckPending: number }> {
-    const info = await this.jsm.consumers.info(STREAM_RESULTS, this.settings.durable);
+    const info = await this.jsm.consumers.info(STREAM_RESULTS, this.name);
     return { numPending: info.num_pending, numAckPending: info.num_ack_pending };
   }
 
@@ -107,7 +131,13 @@ export class ResultsConsumer implements ResultSource {
       m.term();
       return undefined;
     }
-    return { batch, seq: m.seq, redelivered: m.redelivered, ack: () => m.ack(), nak: () => m.nak(), working: () => m.working() };
+    let arrivalNs = 0n;
+    try {
+      arrivalNs = BigInt(m.info.timestampNanos);
+    } catch {
+      // no reply-subject metadata (not a JetStream delivery)
+    }
+    return { batch, seq: m.seq, redelivered: m.redelivered, arrivalNs, ack: () => m.ack(), nak: () => m.nak(), working: () => m.working() };
   }
 
   /** One fetch of up to `max` messages (see {@link ResultSource.pull}); errors are logged, then the consumer is re-checked. */

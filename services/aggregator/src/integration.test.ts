@@ -10,8 +10,9 @@ import { AddressInfo } from 'node:net';
 import { connect, NatsConnection } from 'nats';
 import { loadConfig, silentLogger, STREAM_RESULTS, resultsSubject, toULong } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
-import { aggregatorConfigSchema } from './config';
+import { aggregatorConfigSchema, remoteWriteSettings } from './config';
 import { startAggregator } from './aggregator';
+import { proberConsumerName } from './consumer';
 import { RemoteWriteClient } from './remote-write';
 import { NATS_SERVER_BIN, PROMETHEUS_BIN, promQuery, startNatsServer, startPrometheus, TestServer } from './test-servers';
 
@@ -39,7 +40,7 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
 
   test('remote_write samples are queryable; an out-of-order sample is refused for good', async () => {
     const now = Date.now();
-    const c = new RemoteWriteClient({ url: `${prom.url}/api/v1/write`, timeout: 5000, headers: {}, max_samples_per_send: 100, batch_deadline: 100, min_backoff: 10, max_backoff: 100 });
+    const c = new RemoteWriteClient(remoteWriteSettings(`${prom.url}/api/v1/write`, { timeout: 5000, max_samples_per_send: 100, batch_deadline: 100, min_backoff: 10, max_backoff: 100 }));
     const labels = [
       { name: '__name__', value: 'probe_success' },
       { name: 'instance', value: 'https://direct.example/' },
@@ -71,10 +72,11 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
         `nats: { servers: ["${nats.url}"] }`,
         'http: { listen: "127.0.0.1:0" }',
         'consumer: { durable: pm-agg-it, ack_wait: 10s }',
+        'ownership: { heartbeat_interval: 100ms, dead_after: 1s, discovery_interval: 200ms }',
         `remote_write: [{ url: "${prom.url}/api/v1/write", batch_deadline: 50ms }]`,
       ].join('\n'),
     });
-    const agg = await startAggregator(cfg, { log: silentLogger(), pendingRefreshMs: 200 });
+    const agg = await startAggregator(cfg, { log: silentLogger(), pendingRefreshMs: 200, pullExpiresMs: 1000 });
     let nc: NatsConnection | undefined;
     try {
       nc = await connect({ servers: nats.url });
@@ -111,7 +113,7 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
 
       const jsm = await nc.jetstreamManager();
       const info = await eventually('all messages acked', async () => {
-        const i = await jsm.consumers.info(STREAM_RESULTS, 'pm-agg-it');
+        const i = await jsm.consumers.info(STREAM_RESULTS, proberConsumerName('pm-agg-it', 'test'));
         return i.num_ack_pending === 0 && i.num_pending === 0 && i.delivered.stream_seq >= 2 ? i : undefined;
       });
       assert.equal(info.num_ack_pending, 0);
@@ -120,7 +122,9 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
       const metrics = await (await fetch(`${agg.httpUrl}/metrics`)).text();
       assert.match(metrics, /probemesh_aggregator_results_received_total 2\n/);
       assert.match(metrics, /probemesh_aggregator_messages_dropped_total\{reason="decode"\} 1\n/);
-      assert.match(metrics, /probemesh_aggregator_samples_sent_total\{endpoint="http:\/\/127\.0\.0\.1:\d+\/api\/v1\/write"\} 7\n/);
+      // 7 result samples + 2 × 14 of the duration histogram (11 buckets, +Inf, _sum, _count)
+      assert.match(metrics, /probemesh_aggregator_samples_sent_total\{endpoint="http:\/\/127\.0\.0\.1:\d+\/api\/v1\/write"\} 35\n/);
+      assert.match(metrics, /probemesh_aggregator_owned_probers 1\n/);
       assert.match(metrics, /probemesh_aggregator_remote_write_requests_total\{endpoint="[^"]+",status="204"\} \d+\n/);
       assert.match(metrics, /probemesh_aggregator_pending_messages 0\n/);
     } finally {
@@ -141,12 +145,12 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
     const config = (url: string) =>
       loadConfig(aggregatorConfigSchema, {
         env: {},
-        text: `id: agg-nl\nnats: { servers: ["${nats.url}"] }\nhttp: { listen: "127.0.0.1:0" }\nconsumer: { durable: pm-agg-nl, ack_wait: 10s }\nremote_write: [{ url: "${url}", batch_deadline: 20ms, min_backoff: 20ms, max_backoff: 100ms }]\n`,
+        text: `id: agg-nl\nnats: { servers: ["${nats.url}"] }\nhttp: { listen: "127.0.0.1:0" }\nconsumer: { durable: pm-agg-nl, ack_wait: 2s }\nownership: { heartbeat_interval: 100ms, dead_after: 1s, discovery_interval: 200ms }\nremote_write: [{ url: "${url}", batch_deadline: 20ms, min_backoff: 20ms, max_backoff: 100ms }]\n`,
       });
     const nc = await connect({ servers: nats.url });
     const jsm = await nc.jetstreamManager();
     try {
-      const a = await startAggregator(config(downUrl), { log: silentLogger(), stopGraceMs: 200 });
+      const a = await startAggregator(config(downUrl), { log: silentLogger(), stopGraceMs: 200, pullExpiresMs: 1000 });
       const startNs = BigInt(Date.now() - 200) * 1_000_000n;
       await nc.jetstream().publish(
         resultsSubject('nl'),
@@ -154,23 +158,26 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
         { msgID: 'nl-boot-1' },
       );
       await eventually('retries against the failing endpoint', async () => (attempts >= 3 ? true : undefined));
-      // A new durable starts at the stream's beginning: it holds every decodable batch in
-      // the stream (the one undecodable message of the previous test is terminated).
-      const held = await jsm.consumers.info(STREAM_RESULTS, 'pm-agg-nl');
-      const stream = await jsm.streams.info(STREAM_RESULTS);
-      assert.equal(held.num_ack_pending, stream.state.messages - 1, 'messages stay unacked while retrying');
+      // The consumer of prober "nl" holds its one batch.
+      const held = await eventually('the batch held', async () => {
+        const i = await jsm.consumers.info(STREAM_RESULTS, proberConsumerName('pm-agg-nl', 'nl'));
+        return i.num_ack_pending === 1 ? i : undefined;
+      });
+      const before = attempts;
+      await eventually('more retries', async () => (attempts > before + 2 ? true : undefined));
+      assert.equal((await jsm.consumers.info(STREAM_RESULTS, held.name)).num_ack_pending, 1, 'messages stay unacked while retrying');
       assert.equal(held.num_pending, 0);
       await a.stop();
       assert.deepEqual(await promQuery(prom.url, 'probe_success{zone="z-nl"}'), []);
 
-      const b = await startAggregator(config(`${prom.url}/api/v1/write`), { log: silentLogger() });
+      const b = await startAggregator(config(`${prom.url}/api/v1/write`), { log: silentLogger(), pullExpiresMs: 1000 });
       try {
         const rows = await eventually('the held sample written by the second aggregator', async () => {
           const r = await promQuery(prom.url, 'probe_success{zone="z-nl"}');
           return r.length === 1 ? r : undefined;
         });
         assert.equal(rows[0]!.value, 1);
-        await eventually('acked', async () => ((await jsm.consumers.info(STREAM_RESULTS, 'pm-agg-nl')).num_ack_pending === 0 ? true : undefined));
+        await eventually('acked', async () => ((await jsm.consumers.info(STREAM_RESULTS, proberConsumerName('pm-agg-nl', 'nl'))).num_ack_pending === 0 ? true : undefined));
       } finally {
         await b.stop();
       }

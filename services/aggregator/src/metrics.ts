@@ -28,9 +28,25 @@ export interface AggregatorMetrics {
   readonly requests: Counter<'endpoint' | 'status'>;
   /** Duration of one remote_write HTTP attempt. */
   readonly sendDuration: Histogram<'endpoint'>;
-  /** Samples held in memory (filling batch + in flight). */
-  readonly queueSamples: Gauge;
-  /** JetStream `num_pending` of the durable consumer (refreshed every few seconds). */
+  /** Samples queued or in flight per endpoint. */
+  readonly queueSamples: Gauge<'endpoint'>;
+  /** Requests split in two after a permanent rejection, by reason. */
+  readonly bisections: Counter<'endpoint' | 'reason'>;
+  /** Result stream messages held (pulled, not yet acked). */
+  readonly heldMessages: Gauge;
+  /** Stale markers queued, by cause. */
+  readonly staleMarkers: Counter<'cause'>;
+  /** Series interned (with histogram/jitter state). */
+  readonly series: Gauge;
+  /** Prober subjects this aggregator consumes. */
+  readonly ownedProbers: Gauge;
+  /** Live aggregators seen (self included). */
+  readonly aggregators: Gauge;
+  /** ResultBatch sent time minus NATS arrival time, per prober. */
+  readonly proberClockSkew: Gauge<'prober'>;
+  /** Messages acked / nak'ed. */
+  readonly messagesAcked: Counter<'outcome'>;
+  /** JetStream `num_pending` summed over this aggregator's consumers (refreshed every few seconds). */
   readonly pendingMessages: Gauge;
   /** Records the newest sample timestamp (ms) an endpoint accepted, for the lag gauge. */
   markSent(endpoint: string, newestTimestampMs: number): void;
@@ -70,8 +86,16 @@ export function createAggregatorMetrics(clock: Clock, opts: { defaultMetrics?: b
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
-    queueSamples: new Gauge({ name: `${p}queue_samples`, help: 'Samples held in memory (filling batch and in-flight send).', registers }),
-    pendingMessages: new Gauge({ name: `${p}pending_messages`, help: 'Messages of the results stream not yet delivered to the durable consumer (num_pending).', registers }),
+    queueSamples: new Gauge({ name: `${p}queue_samples`, help: 'Samples queued or in flight, per endpoint.', labelNames: ['endpoint'], registers }),
+    bisections: new Counter({ name: `${p}request_splits_total`, help: 'Requests split in two after a permanent rejection (to resend the good samples), by reason.', labelNames: ['endpoint', 'reason'], registers }),
+    heldMessages: new Gauge({ name: `${p}held_messages`, help: 'Result stream messages pulled and not yet acknowledged.', registers }),
+    staleMarkers: new Counter({ name: `${p}stale_markers_total`, help: 'Stale markers queued, by cause (target_removed, target_moved).', labelNames: ['cause'], registers }),
+    series: new Gauge({ name: `${p}series`, help: 'Series with in-memory state (labels, histogram, jitter window).', registers }),
+    ownedProbers: new Gauge({ name: `${p}owned_probers`, help: 'Prober result subjects this aggregator consumes.', registers }),
+    aggregators: new Gauge({ name: `${p}aggregators`, help: 'Live aggregators seen, this one included.', registers }),
+    proberClockSkew: new Gauge({ name: `${p}prober_clock_skew_seconds`, help: 'ResultBatch sent time (prober clock) minus its arrival time at the NATS server, per prober; positive = prober ahead.', labelNames: ['prober'], registers }),
+    messagesAcked: new Counter({ name: `${p}messages_total`, help: 'Result stream messages done with, by outcome (ack, nak).', labelNames: ['outcome'], registers }),
+    pendingMessages: new Gauge({ name: `${p}pending_messages`, help: 'Messages of the results stream not yet delivered to this aggregator\'s consumers (num_pending, backlog).', registers }),
     markSent(endpoint, ts) {
       if (ts > (newestSent.get(endpoint) ?? -Infinity)) newestSent.set(endpoint, ts);
     },

@@ -1,20 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AnchoredClock, silentLogger, toULong } from '@probemesh/common';
+import { AnchoredClock, silentLogger, toNumber, toULong } from '@probemesh/common';
 import { probemesh, prometheus } from '@probemesh/proto';
+import { remoteWriteSettings, RemoteWriteSettings } from './config';
 import { ResultDelivery, ResultSource } from './consumer';
-import { createAggregatorMetrics, recordAttempt } from './metrics';
+import { AggregatorMetrics, createAggregatorMetrics, recordAttempt } from './metrics';
 import { ResultPipeline } from './pipeline';
 import { RemoteWriteClient, snappyUncompress } from './remote-write';
+import { SeriesModel } from './series-model';
 
 /** A delivery that records what happened to it. */
 class FakeDelivery implements ResultDelivery {
   acks = 0;
   naks = 0;
   workings = 0;
-  readonly redelivered = false;
-  constructor(readonly batch: probemesh.v1.IResultBatch, readonly seq: number) {}
+  readonly arrivalNs = 0n;
+  constructor(readonly batch: probemesh.v1.IResultBatch, readonly seq: number, readonly redelivered = false) {}
   ack() {
     this.acks++;
   }
@@ -26,61 +28,71 @@ class FakeDelivery implements ResultDelivery {
   }
 }
 
-/** Hands out queued deliveries; each pull "expires" after 10 ms. */
+/** Hands out queued deliveries; each pull "expires" after 5 ms. */
 class FakeSource implements ResultSource {
   queue: FakeDelivery[] = [];
+  pulled = 0;
   async *pull(max: number, signal: AbortSignal): AsyncGenerator<ResultDelivery> {
     let n = 0;
     while (n < max && this.queue.length > 0 && !signal.aborted) {
       n++;
+      this.pulled++;
       yield this.queue.shift()!;
     }
-    await delay(10);
+    await delay(5);
   }
 }
 
-function delivery(seq: number, results: number): FakeDelivery {
-  const start = 1_700_000_000_000_000_000n + BigInt(seq) * 1_000_000_000n;
-  return new FakeDelivery(
-    {
-      prober: 'p1',
-      zone: 'z1',
-      results: Array.from({ length: results }, (_, i) => ({ target: `https://t${i}/`, module: 'http_2xx', startUnixNano: toULong(start), success: true, durationNs: toULong(1_000_000n) })),
-    },
-    seq,
-  );
+const T0 = 1_700_000_000_000;
+
+/** `targets` results of prober p1, probe start T0 + seq s. */
+function delivery(seq: number, targets: number, opts: { redelivered?: boolean; bad?: boolean } = {}): FakeDelivery {
+  const startNs = BigInt(T0 + seq * 1000) * 1_000_000n;
+  const results = Array.from({ length: targets }, (_, i) => ({ target: `https://t${i}/`, targetId: `id${i}`, module: 'http_2xx', startUnixNano: toULong(startNs), success: true, durationNs: toULong(1_000_000n) }));
+  if (opts.bad) results.push({ target: 'https://bad/', targetId: 'idbad', module: 'http_2xx', startUnixNano: toULong(startNs), success: true, durationNs: toULong(1_000_000n) });
+  return new FakeDelivery({ prober: 'p1', zone: 'z1', results }, seq, opts.redelivered);
 }
 
-/** A fetch that answers from a script and counts the samples of each request. */
-function scriptedFetch(script: number[], fallback = 204) {
-  const requests: number[] = [];
+/** A receiver: decodes every request; `answer` decides the status per request. */
+function receiver(answer: (req: prometheus.WriteRequest) => { status: number; body?: string }) {
+  const requests: prometheus.WriteRequest[] = [];
+  const accepted: { name: string; instance: string; ts: number; value: number }[] = [];
   const fn = (async (_url: unknown, init?: RequestInit) => {
     const req = prometheus.WriteRequest.decode(snappyUncompress(init!.body as Uint8Array));
-    requests.push(req.timeseries.reduce((n, ts) => n + (ts.samples?.length ?? 0), 0));
-    const status = script.shift() ?? fallback;
-    return new Response(status === 204 ? null : `status ${status}`, { status });
+    requests.push(req);
+    const a = answer(req);
+    if (a.status < 300) {
+      for (const ts of req.timeseries) {
+        const l = Object.fromEntries((ts.labels ?? []).map((x) => [x.name, x.value]));
+        for (const s of ts.samples ?? []) accepted.push({ name: l.__name__!, instance: l.instance!, ts: toNumber(s.timestamp), value: s.value ?? 0 });
+      }
+    }
+    return new Response(a.status === 204 ? null : a.body ?? `status ${a.status}`, { status: a.status });
   }) as typeof fetch;
-  return { fn, requests };
+  return { fn, requests, accepted };
 }
 
-function setup(opts: { script?: number[]; fallback?: number; maxSamples?: number; sleepMs?: number }) {
+function client(metrics: AggregatorMetrics, fn: typeof fetch, over: Partial<RemoteWriteSettings> = {}): RemoteWriteClient {
+  const c: RemoteWriteClient = new RemoteWriteClient(remoteWriteSettings('http://127.0.0.1:1/api/v1/write', { batch_deadline: 10, min_backoff: 1, max_backoff: 5, max_buffered_samples: 100_000, ...over }), {
+    fetch: fn,
+    sleep: (ms, signal) => delay(Math.min(ms, 10), undefined, { signal }).catch(() => undefined),
+    onAttempt: (a) => recordAttempt(metrics, c.endpoint, a),
+  });
+  return c;
+}
+
+function setup(fns: (typeof fetch)[], over: Partial<RemoteWriteSettings>[] = [], maxBuffered = 1_000_000) {
   const source = new FakeSource();
-  const f = scriptedFetch(opts.script ?? [], opts.fallback);
   const clock = new AnchoredClock();
   const metrics = createAggregatorMetrics(clock, { defaultMetrics: false });
-  const client: RemoteWriteClient = new RemoteWriteClient(
-    { url: 'http://127.0.0.1:1/api/v1/write', timeout: 1000, headers: {}, max_samples_per_send: opts.maxSamples ?? 1000, batch_deadline: 20, min_backoff: 1, max_backoff: 5 },
-    {
-      fetch: f.fn,
-      sleep: (ms, signal) => delay(opts.sleepMs ?? ms, undefined, { signal }).catch(() => undefined),
-      onAttempt: (a) => recordAttempt(metrics, client.endpoint, a),
-    },
-  );
-  const pipeline = new ResultPipeline({ source, endpoints: [client], job: 'probemesh', fetchBatch: 8, workingIntervalMs: 15, metrics, log: silentLogger(), clock });
-  return { source, f, metrics, pipeline };
+  const model = new SeriesModel({ job: 'probemesh', buckets: [0.1], jitterWindow: 5, maxSeries: 10_000 });
+  const endpoints = fns.map((fn, i) => client(metrics, fn, { name: `ep${i}`, ...over[i] }));
+  const pipeline = new ResultPipeline({ endpoints, model, fetchBatch: 8, maxBufferedSamples: maxBuffered, workingIntervalMs: 15, metrics, log: silentLogger(), clock });
+  pipeline.attach('p1', source);
+  return { source, metrics, pipeline, model };
 }
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error('condition not met in time');
@@ -88,68 +100,113 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-test('batches are cut at max samples and by deadline, and acked once accepted', async () => {
-  const { source, f, metrics, pipeline } = setup({ maxSamples: 10 });
-  // 3 results = 6 samples (success + duration) per delivery
-  const ds = [1, 2, 3, 4, 5].map((i) => delivery(i, 3));
+async function counter(c: { get(): Promise<{ values: { labels: Partial<Record<string, string | number>>; value: number }[] }> }): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const v of (await c.get()).values) out[Object.values(v.labels).join('/')] = v.value;
+  return out;
+}
+
+test('every sample is sent, each series in timestamp order across shards and requests, then acked', async () => {
+  const r = receiver(() => ({ status: 204 }));
+  const { source, metrics, pipeline } = setup([r.fn], [{ shards: 3, max_samples_per_send: 7 }]);
+  // 2 targets per message: success, duration, bucket{le=0.1}, bucket{le=+Inf}, sum, count (+ jitter from the 2nd message)
+  const ds = Array.from({ length: 20 }, (_, i) => delivery(i + 1, 2));
   source.queue.push(...ds);
-  pipeline.start();
   await until(() => ds.every((d) => d.acks === 1));
   await pipeline.stop(1000);
-  // whole messages per batch, never above 10 samples: 6 | 6 | 6 | 6 | 6
-  assert.deepEqual(f.requests, [6, 6, 6, 6, 6]);
-  assert.equal((await metrics.samplesSent.get()).values[0]!.value, 30);
-  assert.equal((await metrics.samplesIn.get()).values[0]!.value, 30);
-  assert.equal((await metrics.resultsReceived.get()).values[0]!.value, 15);
-  assert.ok(ds.every((d) => d.naks === 0));
+  assert.equal(r.accepted.length, 20 * 2 * 6 + 19 * 2);
+  assert.ok(r.requests.every((q) => q.timeseries.reduce((n, ts) => n + (ts.samples?.length ?? 0), 0) <= 7));
+  const bySeries = new Map<string, number[]>();
+  for (const a of r.accepted) bySeries.set(`${a.name}|${a.instance}|${a.value === a.value ? '' : ''}`, [...(bySeries.get(`${a.name}|${a.instance}`) ?? []), a.ts]);
+  for (const [k, ts] of bySeries) assert.deepEqual(ts, [...ts].sort((a, b) => a - b), `series ${k} out of order`);
+  // cumulative histogram counters per series
+  const count = r.accepted.filter((a) => a.name === 'probemesh_probe_duration_seconds_count' && a.instance === 'https://t0/').map((a) => a.value);
+  assert.deepEqual(count, Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.deepEqual(await counter(metrics.samplesSent), { ep0: 278 });
+  assert.deepEqual(await counter(metrics.samplesIn), { '': 278 });
 });
 
-test('while retrying, messages stay unacked and are kept alive with working()', async () => {
-  const { source, f, metrics, pipeline } = setup({ script: [503, 503, 503], sleepMs: 20 });
-  const d = delivery(1, 2);
+test('a sample refused for good is dropped and counted; the rest of its request and later batches are written', async () => {
+  // Like Prometheus: one bad series makes the whole request fail (rolled back) with a 500.
+  const r = receiver((req) => (req.timeseries.some((ts) => ts.labels!.some((l) => l.value === 'https://bad/') && ts.labels!.some((l) => l.value === 'probe_success')) ? { status: 500, body: 'out of order sample' } : { status: 204 }));
+  const { source, metrics, pipeline } = setup([r.fn], [{ max_samples_per_send: 1000 }]);
+  const d1 = delivery(1, 5, { bad: true });
+  const d2 = delivery(2, 5);
+  source.queue.push(d1, d2);
+  await until(() => d1.acks === 1 && d2.acks === 1);
+  await pipeline.stop(1000);
+  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/out_of_order': 1 });
+  // d1: 6 targets × 6 samples − the bad one; d2: 5 × 6 + 5 jitter
+  assert.equal(r.accepted.length, 35 + 35);
+  assert.ok(!r.accepted.some((a) => a.instance === 'https://bad/' && a.name === 'probe_success'));
+  assert.ok(r.accepted.some((a) => a.instance === 'https://bad/' && a.name === 'probe_duration_seconds'));
+  assert.ok((await counter(metrics.bisections))['ep0/out_of_order']! >= 1);
+});
+
+test('an out-of-order refusal of a redelivered message counts as duplicate, not as lost', async () => {
+  const r = receiver(() => ({ status: 400, body: 'out of order sample' }));
+  const { source, metrics, pipeline } = setup([r.fn]);
+  const d = delivery(1, 1, { redelivered: true });
   source.queue.push(d);
-  pipeline.start();
-  await until(() => f.requests.length >= 2);
-  assert.equal(d.acks, 0);
   await until(() => d.acks === 1);
   await pipeline.stop(1000);
-  assert.equal(f.requests.length, 4);
-  assert.ok(d.workings >= 1, `working() called ${d.workings} times`);
-  // 2 results = 4 samples, re-sent after each of the 3 failures; 4 requests: 503 ×3, then 204
-  assert.equal((await metrics.samplesRetried.get()).values[0]!.value, 12);
-  assert.deepEqual(
-    (await metrics.requests.get()).values.map((v) => [v.labels.status, v.value]),
-    [['503', 3], ['204', 1]],
-  );
+  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/duplicate': 6 });
 });
 
-test('a non-retryable rejection drops (counted) and acks, so the stream moves on', async () => {
-  const { source, metrics, pipeline } = setup({ script: [400] });
-  const d1 = delivery(1, 1);
-  const d2 = delivery(2, 1);
-  source.queue.push(d1);
-  pipeline.start();
-  await until(() => d1.acks === 1);
-  source.queue.push(d2);
-  await until(() => d2.acks === 1);
-  await pipeline.stop(1000);
-  const dropped = (await metrics.samplesDropped.get()).values;
-  assert.deepEqual(
-    dropped.map((v) => [v.labels.reason, v.value]),
-    [['http_400', 2]],
-  );
-  assert.equal((await metrics.samplesSent.get()).values[0]!.value, 2);
-});
-
-test('stop while the endpoint keeps failing abandons the batch unacked (nak) within the grace time', async () => {
-  const { source, pipeline } = setup({ fallback: 503, sleepMs: 10 });
-  const ds = [delivery(1, 1), delivery(2, 1)];
+test('two endpoints: acked only when both have it; the healthy one keeps sending while the other is down', async () => {
+  let down = true;
+  const up = receiver(() => ({ status: 204 }));
+  const flaky = receiver(() => ({ status: down ? 503 : 204 }));
+  const { source, metrics, pipeline } = setup([up.fn, flaky.fn]);
+  const ds = [delivery(1, 2), delivery(2, 2)];
   source.queue.push(...ds);
-  pipeline.start();
+  await until(() => up.accepted.length === 26);
+  await delay(50);
+  assert.deepEqual(ds.map((d) => d.acks), [0, 0]);
+  assert.ok(ds[0]!.workings > 0, 'held messages are kept alive');
+  down = false;
+  await until(() => ds.every((d) => d.acks === 1));
+  await pipeline.stop(1000);
+  assert.equal(flaky.accepted.length, 26);
+  const sent = await counter(metrics.samplesSent);
+  assert.deepEqual(sent, { ep0: 26, ep1: 26 });
+  assert.ok((await counter(metrics.samplesRetried)).ep1! >= 12);
+});
+
+test('memory is bounded while the endpoint is down: pulling stops at the buffer limit; stop naks what is held', async () => {
+  const r = receiver(() => ({ status: 503 }));
+  const { source, pipeline } = setup([r.fn], [{ max_buffered_samples: 60, max_samples_per_send: 10, shards: 2 }]);
+  const ds = Array.from({ length: 50 }, (_, i) => delivery(i + 1, 1));
+  source.queue.push(...ds);
+  await until(() => source.pulled >= 9);
+  // 6 samples in the first message, 7 (with jitter) in the next: the queue passes 60 at
+  // the 9th message and pulling waits; pulls are sized to the room left.
+  assert.equal(source.pulled, 9);
   await delay(100);
-  const t0 = Date.now();
+  assert.equal(source.pulled, 9, 'still 9 after waiting');
+  assert.equal(pipeline.heldMessages, source.pulled);
   await pipeline.stop(50);
-  assert.ok(Date.now() - t0 < 1000);
-  assert.deepEqual(ds.map((d) => [d.acks, d.naks]), [[0, 1], [0, 1]]);
-  assert.equal(pipeline.heldSamples, 0);
+  assert.equal(ds.filter((d) => d.naks === 1).length, source.pulled);
+  assert.equal(ds.filter((d) => d.acks > 0).length, 0);
+});
+
+test('stale markers are written with the staleness NaN after the series\' last sample', async () => {
+  const r = receiver(() => ({ status: 204 }));
+  const { source, pipeline, model } = setup([r.fn]);
+  const d = delivery(1, 1);
+  source.queue.push(d);
+  await until(() => d.acks === 1);
+  const series = model.groupSeries('id0\np1');
+  assert.equal(series.length, 6);
+  pipeline.addStale(series.map((s) => ({ s, v: NaN, t: s.lastTs + 1 })));
+  await until(() => r.accepted.length === 12);
+  await pipeline.stop(1000);
+  const raw = r.requests.at(-1)!;
+  const bits = raw.timeseries.map((ts) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(ts.samples![0]!.value!);
+    return b.readBigUInt64LE().toString(16);
+  });
+  assert.ok(bits.every((b) => b === '7ff0000000000002'), bits.join(','));
+  assert.ok(raw.timeseries.every((ts) => toNumber(ts.samples![0]!.timestamp) === T0 + 1001));
 });

@@ -1,231 +1,244 @@
 /**
- * The result pipeline: pulls deliveries from the results consumer, turns them into
- * samples, cuts batches (max samples or deadline), writes each batch to every
- * remote_write endpoint and acknowledges its messages only when every endpoint
- * accepted it or refused it for good. Memory is bounded: one batch in flight, one
- * filling, and pulling stops while the filling batch is full.
+ * The result pipeline: pull loops (one per attached source, i.e. per owned prober
+ * subject) hand deliveries to the series model, whose samples go to every endpoint's
+ * {@link RemoteWriteQueue}. A message is acknowledged once each endpoint has sent its
+ * samples or refused them for good; until then it is held (and kept alive with
+ * `working()`). Memory is bounded: pulling waits while any endpoint queue is full or
+ * `maxBufferedSamples` are held, so during an outage results wait in JetStream.
+ *
+ * Endpoints run independently: a slow endpoint only holds the others back once its own
+ * queue (`max_buffered_samples`) is full, because a message can only be acked when
+ * every endpoint has it.
  */
 import { Clock, describeError, Logger } from '@probemesh/common';
 import { ResultDelivery, ResultSource } from './consumer';
 import { AggregatorMetrics } from './metrics';
+import { RemoteWriteQueue, SampleOwner } from './queue';
 import { RemoteWriteClient } from './remote-write';
-import { batchSamples, chunkSeries, groupSeries, SeriesSample, TimeSeries } from './series';
+import { ConversionDrops } from './series';
+import { ModelSample, SeriesModel } from './series-model';
+import { QueuedSample } from './write-request';
 
 /** Options of a {@link ResultPipeline}. */
 export interface ResultPipelineOptions {
-  /** Where deliveries come from. */
-  source: ResultSource;
-  /** remote_write endpoints; each batch goes to all of them. */
+  /** remote_write endpoints; each message goes to all of them. */
   endpoints: readonly RemoteWriteClient[];
-  /** `job` label value. */
-  job: string;
+  /** The series model (conversion, histograms, jitter). */
+  model: SeriesModel;
   /** Messages asked for per pull. */
   fetchBatch: number;
+  /** Most samples held over all endpoints before pulling waits. */
+  maxBufferedSamples: number;
   /** How often held messages get `working()` (keep below ack_wait). */
   workingIntervalMs: number;
   /** Metrics to update. */
   metrics: AggregatorMetrics;
   /** Logger. */
   log: Logger;
-  /** Clock (batch deadlines use its monotonic time). */
+  /** Clock (monotonic batch deadlines). */
   clock: Clock;
+  /** Called with every delivery before conversion (clock skew). */
+  onDelivery?: (d: ResultDelivery) => void;
 }
 
-/** A delivery held in memory with its samples. */
-interface Held {
-  d: ResultDelivery;
-  samples: SeriesSample[];
-  arrivedMs: number;
+/** Tracks one held message until every endpoint is done with its samples. */
+class Tracker implements SampleOwner {
+  readonly remaining: number[];
+  endpointsLeft: number;
+  released = false;
+  constructor(readonly d: ResultDelivery, readonly source: string, readonly samples: number, endpoints: number, private readonly done: (t: Tracker) => void) {
+    this.remaining = new Array<number>(endpoints).fill(samples);
+    this.endpointsLeft = endpoints;
+  }
+  get redelivered(): boolean {
+    return this.d.redelivered;
+  }
+  sampleDone(ep: number): void {
+    if (--this.remaining[ep]! === 0 && --this.endpointsLeft === 0) this.done(this);
+  }
 }
 
-/** How a batch ended for one endpoint. */
-type EndpointResult = 'done' | 'aborted';
+interface Attached {
+  abort: AbortController;
+  loop: Promise<void>;
+}
 
-/** Batches results and writes them to the remote_write endpoints; see the file comment. */
+/** Pulls, converts, queues and acknowledges; see the file comment. */
 export class ResultPipeline {
-  private readonly cutSamples: number;
-  private readonly deadlineMs: number;
-  private filling: Held[] = [];
-  private fillingSamples = 0;
-  private inFlight?: Promise<void>;
-  private inFlightBatch: Held[] = [];
-  private inFlightSamples = 0;
-  private deadlineTimer?: NodeJS.Timeout;
-  private workingTimer?: NodeJS.Timeout;
+  readonly queues: RemoteWriteQueue[];
+  private readonly held = new Set<Tracker>();
+  private readonly sources = new Map<string, Attached>();
+  private readonly workingTimer: NodeJS.Timeout;
+  private heldSamples = 0;
+  /** Running average of samples per message (sizes pulls). */
+  private avgSamples = 50;
   private roomWaiters: (() => void)[] = [];
-  private running?: Promise<void>;
-  private flushing = false;
-  private readonly fetchAbort = new AbortController();
-  private readonly sendAbort = new AbortController();
+  private stopped = false;
 
   constructor(private readonly o: ResultPipelineOptions) {
     if (o.endpoints.length === 0) throw new Error('ResultPipeline needs at least one endpoint');
-    // With several endpoints a batch is shared: cut at the smallest size and deadline;
-    // each endpoint then splits by its own max_samples_per_send.
-    this.cutSamples = Math.min(...o.endpoints.map((e) => e.settings.max_samples_per_send));
-    this.deadlineMs = Math.min(...o.endpoints.map((e) => e.settings.batch_deadline));
-  }
-
-  /** Starts pulling and sending. */
-  start(): void {
-    if (this.running) return;
-    this.workingTimer = setInterval(() => this.touchHeld(), this.o.workingIntervalMs);
+    const nowMs = () => Number(o.clock.monoNs() / 1_000_000n);
+    this.queues = o.endpoints.map((client, index) => new RemoteWriteQueue({ index, client, metrics: o.metrics, log: o.log, nowMs }));
+    this.workingTimer = setInterval(() => {
+      for (const t of this.held) if (!t.released) t.d.working();
+    }, o.workingIntervalMs);
     this.workingTimer.unref();
-    this.running = this.run();
   }
 
-  /** Samples held in memory now (filling + in flight). */
-  get heldSamples(): number {
-    return this.fillingSamples + this.inFlightSamples;
+  /** Messages held now. */
+  get heldMessages(): number {
+    return this.held.size;
+  }
+
+  /** Starts a pull loop on `source` under `name` (a prober subject). */
+  attach(name: string, source: ResultSource): void {
+    if (this.stopped || this.sources.has(name)) return;
+    const abort = new AbortController();
+    const loop = this.pullLoop(name, source, abort.signal);
+    this.sources.set(name, { abort, loop });
   }
 
   /**
-   * Stops pulling, lets the current pull end, then flushes what is held for up to
-   * `graceMs`; whatever is not accepted by then is nak'ed (redelivered, not lost).
+   * Stops pulling from `name` and naks its held messages so the prober's new owner
+   * gets them at once (their samples still queued here may be written twice: harmless).
+   * Returns how many were nak'ed.
    */
-  async stop(graceMs: number): Promise<void> {
-    this.fetchAbort.abort();
-    this.wakeRoomWaiters();
-    await this.running;
-    const t = setTimeout(() => this.sendAbort.abort(), graceMs);
-    this.flushing = true;
-    this.maybeCut();
-    while (this.inFlight) await this.inFlight;
-    clearTimeout(t);
-    clearInterval(this.workingTimer);
-    clearTimeout(this.deadlineTimer);
-    for (const h of this.filling) h.d.nak();
-    this.filling = [];
-    this.fillingSamples = 0;
-    this.updateQueueGauge();
-  }
-
-  private async run(): Promise<void> {
-    const signal = this.fetchAbort.signal;
-    while (!signal.aborted) {
-      if (this.fillingSamples >= this.cutSamples) {
-        await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-        continue;
-      }
-      try {
-        for await (const d of this.o.source.pull(this.o.fetchBatch, signal)) this.add(d);
-      } catch (err) {
-        this.o.log.error({ err: describeError(err) }, 'result source failed');
-      }
-    }
-  }
-
-  private nowMs(): number {
-    return Number(this.o.clock.monoNs() / 1_000_000n);
-  }
-
-  /** Converts a delivery and adds it to the filling batch. */
-  private add(d: ResultDelivery): void {
-    const { metrics: m } = this.o;
-    const { samples, drops } = batchSamples(d.batch, { job: this.o.job });
-    m.resultsReceived.inc(d.batch.results?.length ?? 0);
-    m.samplesIn.inc(samples.length);
-    for (const [reason, n] of Object.entries(drops.labels)) m.labelsDropped.inc({ reason }, n ?? 0);
-    for (const [reason, n] of Object.entries(drops.samples)) m.samplesDropped.inc({ endpoint: '', reason }, n ?? 0);
-    if (samples.length === 0) {
-      d.ack();
-      return;
-    }
-    this.filling.push({ d, samples, arrivedMs: this.nowMs() });
-    this.fillingSamples += samples.length;
-    this.updateQueueGauge();
-    this.maybeCut();
-  }
-
-  /** Starts a send of the filling batch when none is in flight and it is full, overdue or flushing. */
-  private maybeCut(): void {
-    if (this.inFlight || this.filling.length === 0) return;
-    const oldest = this.filling[0]!.arrivedMs;
-    const due = this.flushing || this.fillingSamples >= this.cutSamples || this.nowMs() - oldest >= this.deadlineMs;
-    if (!due) {
-      this.scheduleDeadline(oldest);
-      return;
-    }
-    clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = undefined;
-    const batch: Held[] = [];
+  async detach(name: string): Promise<number> {
+    const a = this.sources.get(name);
+    if (!a) return 0;
+    this.sources.delete(name);
+    a.abort.abort();
+    this.wakeRoom();
+    await a.loop;
     let n = 0;
-    while (this.filling.length > 0 && (batch.length === 0 || n + this.filling[0]!.samples.length <= this.cutSamples)) {
-      const h = this.filling.shift()!;
-      batch.push(h);
-      n += h.samples.length;
+    for (const t of this.held) {
+      if (t.source !== name || t.released) continue;
+      t.released = true;
+      t.d.nak();
+      n++;
     }
-    this.fillingSamples -= n;
-    this.inFlightBatch = batch;
-    this.inFlightSamples = n;
-    this.inFlight = this.sendBatch(batch)
-      .catch((err) => {
-        // Not expected (sends return values); keep the messages for redelivery.
-        this.o.log.error({ err: describeError(err) }, 'sending a batch failed unexpectedly');
-        for (const h of batch) h.d.nak();
-      })
-      .finally(() => {
-        this.inFlight = undefined;
-        this.inFlightBatch = [];
-        this.inFlightSamples = 0;
-        this.updateQueueGauge();
-        this.maybeCut();
-        if (this.fillingSamples < this.cutSamples) this.wakeRoomWaiters();
-      });
+    this.o.metrics.messagesAcked.inc({ outcome: 'nak' }, n);
+    return n;
   }
 
-  private scheduleDeadline(oldestMs: number): void {
-    if (this.deadlineTimer) return;
-    const delay = Math.max(0, oldestMs + this.deadlineMs - this.nowMs());
-    this.deadlineTimer = setTimeout(() => {
-      this.deadlineTimer = undefined;
-      this.maybeCut();
-    }, delay);
+  /** Names of the attached sources. */
+  attached(): string[] {
+    return [...this.sources.keys()];
   }
 
-  private async sendBatch(batch: Held[]): Promise<void> {
-    if (this.sendAbort.signal.aborted) {
-      for (const h of batch) h.d.nak();
-      return;
-    }
-    const series = groupSeries(batch.flatMap((h) => h.samples));
-    const results = await Promise.all(this.o.endpoints.map((ep) => this.sendTo(ep, series)));
-    if (results.includes('aborted')) for (const h of batch) h.d.nak();
-    else for (const h of batch) h.d.ack();
-  }
-
-  private async sendTo(ep: RemoteWriteClient, series: TimeSeries[]): Promise<EndpointResult> {
-    const { metrics: m, log } = this.o;
-    for (const chunk of chunkSeries(series, ep.settings.max_samples_per_send)) {
-      const o = await ep.send(chunk, { signal: this.sendAbort.signal });
-      if (o.ok) {
-        m.samplesSent.inc({ endpoint: ep.endpoint }, o.samples);
-        let newest = 0;
-        for (const s of chunk) for (const x of s.samples) if (x.timestampMs > newest) newest = x.timestampMs;
-        m.markSent(ep.endpoint, newest);
-      } else if (o.reason === 'aborted') {
-        return 'aborted';
-      } else {
-        // Refused for good: retrying would block every series behind this request.
-        m.samplesDropped.inc({ endpoint: ep.endpoint, reason: o.reason }, o.samples);
-        log.warn({ endpoint: ep.endpoint, status: o.status, reason: o.reason, samples: o.samples, attempts: o.attempts }, 'remote_write rejected samples; dropping them');
+  private async pullLoop(name: string, source: ResultSource, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.waitForRoom(signal);
+      if (signal.aborted) break;
+      // Ask only for this loop's share of what fits (by the average message size so
+      // far): all loops together overshoot the bound by at most one message each.
+      const share = this.room() / Math.max(1, this.sources.size);
+      const max = Math.max(1, Math.min(this.o.fetchBatch, Math.floor(share / this.avgSamples)));
+      let n = 0;
+      try {
+        for await (const d of source.pull(max, signal)) {
+          this.add(d, name);
+          // Let timers (NATS heartbeats, deadlines, working()) run between messages.
+          if (++n % 16 === 0) await new Promise((r) => setImmediate(r));
+        }
+      } catch (err) {
+        this.o.log.error({ err: describeError(err), source: name }, 'result source failed');
       }
     }
-    return 'done';
   }
 
-  private touchHeld(): void {
-    for (const h of this.inFlightBatch) h.d.working();
-    for (const h of this.filling) h.d.working();
+  private room(): number {
+    let room = this.o.maxBufferedSamples - this.heldSamples;
+    for (const q of this.queues) room = Math.min(room, q.room);
+    return room;
   }
 
-  private wakeRoomWaiters(): void {
+  private hasRoom(): boolean {
+    return this.room() > 0;
+  }
+
+  private async waitForRoom(signal: AbortSignal): Promise<void> {
+    while (!this.hasRoom() && !signal.aborted && !this.stopped) {
+      await new Promise<void>((r) => {
+        this.roomWaiters.push(r);
+        for (const q of this.queues) if (!q.hasRoom) void q.waitForRoom().then(r);
+      });
+    }
+  }
+
+  private wakeRoom(): void {
     const w = this.roomWaiters;
     this.roomWaiters = [];
     for (const r of w) r();
   }
 
-  private updateQueueGauge(): void {
-    this.o.metrics.queueSamples.set(this.heldSamples);
+  /** Converts a delivery and queues its samples to every endpoint (acks at once when it has none). */
+  add(d: ResultDelivery, source = ''): void {
+    const { metrics: m, model } = this.o;
+    this.o.onDelivery?.(d);
+    const drops: ConversionDrops = { labels: {}, samples: {} };
+    const samples: ModelSample[] = [];
+    model.convert(d.batch, drops, samples);
+    m.resultsReceived.inc(d.batch.results?.length ?? 0);
+    m.samplesIn.inc(samples.length);
+    this.avgSamples = Math.max(1, this.avgSamples * 0.9 + samples.length * 0.1);
+    m.series.set(model.seriesCount);
+    for (const [reason, n] of Object.entries(drops.labels)) m.labelsDropped.inc({ reason }, n ?? 0);
+    for (const [reason, n] of Object.entries(drops.samples)) m.samplesDropped.inc({ endpoint: '', reason }, n ?? 0);
+    if (samples.length === 0) {
+      d.ack();
+      m.messagesAcked.inc({ outcome: 'ack' });
+      return;
+    }
+    const t = new Tracker(d, source, samples.length, this.queues.length, (tr) => this.finish(tr));
+    this.held.add(t);
+    this.heldSamples += samples.length;
+    m.heldMessages.set(this.held.size);
+    const queued: QueuedSample<SampleOwner>[] = samples.map((x) => ({ s: x.s, v: x.v, t: x.t, stale: false, owner: t }));
+    for (const q of this.queues) q.push(queued);
+  }
+
+  /** Queues stale markers (not tied to a message) to every endpoint. */
+  addStale(samples: readonly ModelSample[]): void {
+    const queued: QueuedSample<SampleOwner>[] = samples.map((x) => ({ s: x.s, v: NaN, t: x.t, stale: true, owner: null }));
+    for (const q of this.queues) q.push(queued);
+  }
+
+  private finish(t: Tracker): void {
+    if (!this.held.delete(t)) return;
+    this.heldSamples -= t.samples;
+    if (!t.released) {
+      t.d.ack();
+      this.o.metrics.messagesAcked.inc({ outcome: 'ack' });
+    }
+    this.o.metrics.heldMessages.set(this.held.size);
+    this.wakeRoom();
+  }
+
+  /**
+   * Stops every pull loop, flushes the queues for up to `graceMs`, then aborts sends
+   * and naks whatever is still held (redelivered, not lost).
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    for (const a of this.sources.values()) a.abort.abort();
+    this.wakeRoom();
+    await Promise.all([...this.sources.values()].map((a) => a.loop));
+    this.sources.clear();
+    for (const q of this.queues) q.flush();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.queues.map((q) => q.idle())), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    clearInterval(this.workingTimer);
+    for (const q of this.queues) q.stop();
+    for (const t of this.held) {
+      if (t.released) continue;
+      t.d.nak();
+      this.o.metrics.messagesAcked.inc({ outcome: 'nak' });
+    }
+    this.held.clear();
+    this.heldSamples = 0;
+    this.o.metrics.heldMessages.set(0);
+    for (const c of this.o.endpoints) c.close();
   }
 }

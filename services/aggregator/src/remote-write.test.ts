@@ -4,7 +4,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { prometheus } from '@probemesh/proto';
 import { loadConfig, toNumber } from '@probemesh/common';
-import { aggregatorConfigSchema, RemoteWriteSettings } from './config';
+import { aggregatorConfigSchema, RemoteWriteSettings, remoteWriteSettings } from './config';
 import { backoffMs, classifyResponse, parseRetryAfter, RemoteWriteClient, snappyUncompress } from './remote-write';
 import { TimeSeries } from './series';
 
@@ -45,7 +45,7 @@ before(async () => {
 after(() => new Promise<void>((r) => server.close(() => r())));
 
 function settings(over: Partial<RemoteWriteSettings> = {}): RemoteWriteSettings {
-  return { url: `${baseUrl}/api/v1/write`, timeout: 5000, headers: {}, max_samples_per_send: 2000, batch_deadline: 1000, min_backoff: 30, max_backoff: 5000, ...over };
+  return remoteWriteSettings(`${baseUrl}/api/v1/write`, { timeout: 5000, max_samples_per_send: 2000, batch_deadline: 1000, min_backoff: 30, max_backoff: 5000, ...over });
 }
 
 const SERIES: TimeSeries[] = [
@@ -69,6 +69,12 @@ function reset(s: ((res: ServerResponse) => void)[] = []): void {
 }
 const status = (code: number, body = '', headers: Record<string, string> = {}) => (res: ServerResponse) => res.writeHead(code, headers).end(body);
 
+/** The outcome without its free-text `detail`. */
+function strip<T extends { detail?: string }>(o: T): Omit<T, 'detail'> {
+  const { detail: _detail, ...rest } = o;
+  return rest;
+}
+
 function recorder(): { sleeps: number[]; sleep: (ms: number) => Promise<void> } {
   const sleeps: number[] = [];
   return { sleeps, sleep: async (ms: number) => void sleeps.push(ms) };
@@ -78,7 +84,7 @@ test('sends a snappy protobuf WriteRequest with the protocol headers that decode
   reset();
   const c = new RemoteWriteClient(settings({ headers: { 'X-Scope-OrgID': 'edge' } }));
   const out = await c.send(SERIES);
-  assert.deepEqual(out, { status: 204, ok: true, reason: 'ok', retryable: false, attempts: 1, samples: 3 });
+  assert.deepEqual(strip(out), { status: 204, ok: true, reason: 'ok', retryable: false, attempts: 1, samples: 3 });
   assert.equal(received.length, 1);
   assert.equal(received[0]!.headers['x-scope-orgid'], 'edge');
   const got = received[0]!.request.timeseries.map((ts) => ({
@@ -114,7 +120,7 @@ test('400 is not retried', async () => {
   reset([status(400, 'bad request')]);
   const r = recorder();
   const out = await new RemoteWriteClient(settings(), { sleep: r.sleep }).send(SERIES);
-  assert.deepEqual(out, { status: 400, ok: false, reason: 'http_400', retryable: false, attempts: 1, samples: 3 });
+  assert.deepEqual(strip(out), { status: 400, ok: false, reason: 'http_400', retryable: false, attempts: 1, samples: 3 });
   assert.deepEqual(r.sleeps, []);
 });
 
@@ -122,7 +128,7 @@ test('500 "out of order sample" is not retried and says why', async () => {
   reset([status(500, 'out of order sample\n')]);
   const r = recorder();
   const out = await new RemoteWriteClient(settings(), { sleep: r.sleep }).send(SERIES);
-  assert.deepEqual(out, { status: 500, ok: false, reason: 'out_of_order', retryable: false, attempts: 1, samples: 3 });
+  assert.deepEqual(strip(out), { status: 500, ok: false, reason: 'out_of_order', retryable: false, attempts: 1, samples: 3 });
   assert.deepEqual(r.sleeps, []);
 });
 
@@ -151,7 +157,7 @@ test('a network error (closed port) is retryable', async () => {
   const r = recorder();
   const c = new RemoteWriteClient(settings({ url: `http://127.0.0.1:${port}/api/v1/write` }), { sleep: r.sleep });
   const out = await c.send(SERIES, { maxAttempts: 2 });
-  assert.deepEqual(out, { status: 0, ok: false, reason: 'network', retryable: true, attempts: 2, samples: 3 });
+  assert.deepEqual(strip(out), { status: 0, ok: false, reason: 'network', retryable: true, attempts: 2, samples: 3 });
   assert.equal(r.sleeps.length, 1);
 });
 
@@ -178,10 +184,31 @@ test('config: defaults, and remote-write reserved headers are refused by name', 
   const cfg = loadConfig(aggregatorConfigSchema, { env: {} });
   assert.equal(cfg.job, 'probemesh');
   assert.equal(cfg.http.listen, '0.0.0.0:9116');
-  assert.deepEqual(cfg.consumer, { durable: 'pm-aggregator', fetch_batch: 256, max_ack_pending: 10000, ack_wait: 60000 });
-  assert.deepEqual(cfg.remote_write, [
-    { url: 'http://127.0.0.1:9090/api/v1/write', timeout: 30000, headers: {}, max_samples_per_send: 2000, batch_deadline: 1000, min_backoff: 30, max_backoff: 5000 },
+  assert.deepEqual(cfg.consumer, { durable: 'pm-aggregator', fetch_batch: 256, max_ack_pending: 10000, ack_wait: 30000, max_buffered_samples: 400000 });
+  const defined = (o: object): object => JSON.parse(JSON.stringify(o)) as object;
+  assert.deepEqual(defined(cfg.remote_write), [
+    {
+      url: 'http://127.0.0.1:9090/api/v1/write',
+      timeout: 30000,
+      headers: {},
+      tls: { insecure_skip_verify: false },
+      max_samples_per_send: 2000,
+      batch_deadline: 1000,
+      shards: 4,
+      max_buffered_samples: 200000,
+      min_backoff: 30,
+      max_backoff: 5000,
+    },
   ]);
+  assert.equal(cfg.skew_threshold, 1000);
+  assert.throws(
+    () => loadConfig(aggregatorConfigSchema, { text: 'remote_write:\n  - url: http://x/api/v1/write\n    bearer_token: t\n    basic_auth: { username: u, password: p }\n', env: {} }),
+    /remote_write\[0\]\.bearer_token: only one of basic_auth, bearer_token, bearer_token_file may be set/,
+  );
+  assert.throws(
+    () => loadConfig(aggregatorConfigSchema, { text: 'remote_write:\n  - url: https://x/api/v1/write\n    tls: { cert_file: /c.pem }\n', env: {} }),
+    /remote_write\[0\]\.tls\.key_file: cert_file and key_file go together/,
+  );
   assert.throws(
     () => loadConfig(aggregatorConfigSchema, { text: 'remote_write:\n  - url: http://x/api/v1/write\n    headers: { Content-Type: text/plain, X-Ok: y }\n', env: {} }),
     /remote_write\[0\]\.headers\.Content-Type: header "Content-Type" is set by the remote-write protocol/,

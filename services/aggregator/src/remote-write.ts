@@ -3,8 +3,12 @@
  * compression, the protocol's headers, response classification and retries with
  * capped, jittered exponential backoff (honouring Retry-After).
  */
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { checkServerIdentity, PeerCertificate } from 'node:tls';
 import { prometheus } from '@probemesh/proto';
-import { VERSION } from '@probemesh/common';
+import { ConfigError, VERSION } from '@probemesh/common';
 import { toWriteRequest, TimeSeries, sampleCount } from './series';
 import type { RemoteWriteSettings } from './config';
 
@@ -67,6 +71,8 @@ export interface SendOutcome {
   attempts: number;
   /** Samples in the request. */
   samples: number;
+  /** Response body excerpt or error of the last attempt (logs). */
+  detail?: string;
 }
 
 // Prometheus (2.42 and others) answers some permanent TSDB rejections with 500 when
@@ -129,7 +135,7 @@ const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 /** Dependencies of a {@link RemoteWriteClient}. */
 export interface RemoteWriteDeps {
-  /** HTTP client. @default globalThis.fetch */
+  /** HTTP client; when absent a keep-alive node:http(s) agent with the endpoint's TLS settings is used. */
   fetch?: typeof fetch;
   /** Backoff sleeper. @default realSleep */
   sleep?: Sleep;
@@ -141,17 +147,46 @@ export interface RemoteWriteDeps {
   onAttempt?: (r: AttemptObservation) => void;
 }
 
-/** A remote_write endpoint: sends one request with retries. One send at a time per client is the caller's rule. */
+/** Reads a secret file (trailing newline trimmed), failing with the config path. */
+function readSecret(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError('remote_write', [{ path: what, message: `cannot read ${file}: ${(err as Error).message}` }]);
+  }
+}
+
+function readPem(file: string | undefined, what: string): Buffer | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError('remote_write', [{ path: what, message: `cannot read ${file}: ${(err as Error).message}` }]);
+  }
+}
+
+/** What one HTTP POST returned. */
+interface RawResponse {
+  status: number;
+  body: string;
+  retryAfter: string | null;
+}
+
+/**
+ * A remote_write endpoint: sends one request with retries. Safe to use concurrently
+ * (one request per sending shard).
+ */
 export class RemoteWriteClient {
-  /** Endpoint label value: the URL without credentials or query. */
+  /** Endpoint label value: the configured `name`, else the URL without credentials or query. */
   readonly endpoint: string;
   private readonly url: string;
   private readonly headers: Record<string, string>;
-  private readonly fetch: typeof fetch;
   private readonly sleep: Sleep;
   private readonly random: () => number;
   private readonly nowMs: () => number;
+  private readonly agent?: http.Agent;
 
+  /** Throws ConfigError when a TLS or secret file cannot be read. */
   constructor(readonly settings: RemoteWriteSettings, private readonly deps: RemoteWriteDeps = {}) {
     const u = new URL(settings.url);
     const headers: Record<string, string> = {};
@@ -162,8 +197,15 @@ export class RemoteWriteClient {
       u.password = '';
     }
     this.url = u.toString();
-    this.endpoint = `${u.origin}${u.pathname}`;
+    this.endpoint = settings.name ?? `${u.origin}${u.pathname}`;
     for (const [k, v] of Object.entries(settings.headers)) headers[k.toLowerCase()] = v;
+    const ba = settings.basic_auth;
+    if (ba) {
+      const pw = ba.password ?? readSecret(ba.password_file!, 'remote_write.basic_auth.password_file');
+      headers['authorization'] = 'Basic ' + Buffer.from(`${ba.username}:${pw}`).toString('base64');
+    }
+    if (settings.bearer_token) headers['authorization'] = `Bearer ${settings.bearer_token}`;
+    if (settings.bearer_token_file) headers['authorization'] = `Bearer ${readSecret(settings.bearer_token_file, 'remote_write.bearer_token_file')}`;
     Object.assign(headers, {
       'content-encoding': 'snappy',
       'content-type': 'application/x-protobuf',
@@ -171,10 +213,55 @@ export class RemoteWriteClient {
       'x-prometheus-remote-write-version': '0.1.0',
     });
     this.headers = headers;
-    this.fetch = deps.fetch ?? globalThis.fetch;
     this.sleep = deps.sleep ?? realSleep;
     this.random = deps.random ?? Math.random;
     this.nowMs = deps.nowMs ?? Date.now;
+    if (!deps.fetch) {
+      const tls = settings.tls;
+      this.agent =
+        u.protocol === 'https:'
+          ? new https.Agent({
+              keepAlive: true,
+              maxSockets: 64,
+              ca: readPem(tls.ca_file, 'remote_write.tls.ca_file'),
+              cert: readPem(tls.cert_file, 'remote_write.tls.cert_file'),
+              key: readPem(tls.key_file, 'remote_write.tls.key_file'),
+              servername: tls.server_name,
+              rejectUnauthorized: !tls.insecure_skip_verify,
+              ...(tls.server_name ? { checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(tls.server_name!, cert) } : {}),
+            })
+          : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    }
+  }
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agent?.destroy();
+  }
+
+  private post(body: Uint8Array, signal: AbortSignal): Promise<RawResponse> {
+    if (this.deps.fetch) {
+      return this.deps.fetch(this.url, { method: 'POST', headers: this.headers, body, signal }).then(async (res) => ({ status: res.status, body: await res.text(), retryAfter: res.headers.get('retry-after') }));
+    }
+    const u = new URL(this.url);
+    const mod = u.protocol === 'https:' ? https : http;
+    return new Promise<RawResponse>((resolve, reject) => {
+      const req = mod.request(u, { method: 'POST', headers: { ...this.headers, 'content-length': String(body.byteLength) }, agent: this.agent, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          if (size < 4096) chunks.push(c);
+          size += c.length;
+        });
+        res.on('end', () => {
+          const ra = res.headers['retry-after'];
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), retryAfter: Array.isArray(ra) ? ra[0] ?? null : ra ?? null });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** Makes one HTTP attempt with the configured timeout; never throws. */
@@ -184,12 +271,11 @@ export class RemoteWriteClient {
     signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => ac.abort(new Error(`timeout after ${this.settings.timeout}ms`)), this.settings.timeout);
     try {
-      const res = await this.fetch(this.url, { method: 'POST', headers: this.headers, body, signal: ac.signal });
-      const text = await res.text();
-      return classifyResponse(res.status, text, res.headers.get('retry-after'), this.nowMs());
+      const res = await this.post(body, ac.signal);
+      return classifyResponse(res.status, res.body, res.retryAfter, this.nowMs());
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const detail = [e.message, e.cause?.code ?? e.cause?.message].filter(Boolean).join(': ');
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      const detail = [e.message, e.code ?? e.cause?.code ?? e.cause?.message].filter(Boolean).join(': ');
       return { status: 0, ok: false, retryable: true, reason: signal?.aborted ? 'aborted' : ac.signal.aborted ? 'timeout' : 'network', detail };
     } finally {
       clearTimeout(timer);
@@ -202,8 +288,11 @@ export class RemoteWriteClient {
    * refused for good, `maxAttempts` reached, or `signal` aborted (reason "aborted").
    */
   async send(series: readonly TimeSeries[], opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<SendOutcome> {
-    const body = encodeWriteRequest(series);
-    const samples = sampleCount(series);
+    return this.sendBody(encodeWriteRequest(series), sampleCount(series), opts);
+  }
+
+  /** Like {@link RemoteWriteClient.send} for an already encoded, snappy-compressed body of `samples` samples. */
+  async sendBody(body: Uint8Array, samples: number, opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<SendOutcome> {
     const max = opts.maxAttempts ?? Infinity;
     for (let attempt = 1; ; attempt++) {
       const t0 = process.hrtime.bigint();
@@ -212,11 +301,11 @@ export class RemoteWriteClient {
       const done = r.ok || !r.retryable || attempt >= max || opts.signal?.aborted;
       if (done) {
         const reason = opts.signal?.aborted && !r.ok ? 'aborted' : r.reason;
-        return { status: r.status, ok: r.ok, reason, retryable: r.retryable, attempts: attempt, samples };
+        return { status: r.status, ok: r.ok, reason, retryable: r.retryable, attempts: attempt, samples, detail: r.detail };
       }
       const wait = r.retryAfterMs !== undefined ? Math.min(r.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(attempt, this.settings.min_backoff, this.settings.max_backoff, this.random);
       await this.sleep(wait, opts.signal);
-      if (opts.signal?.aborted) return { status: r.status, ok: false, reason: 'aborted', retryable: true, attempts: attempt, samples };
+      if (opts.signal?.aborted) return { status: r.status, ok: false, reason: 'aborted', retryable: true, attempts: attempt, samples, detail: r.detail };
     }
   }
 }

@@ -59,12 +59,13 @@ export function isValidMetricName(name: string): boolean {
   return METRIC_NAME_RE.test(name);
 }
 
-function count<K extends string>(m: Partial<Record<K, number>>, k: K): void {
+/** Adds one to `m[k]`. */
+export function count<K extends string>(m: Partial<Record<K, number>>, k: K): void {
   m[k] = (m[k] ?? 0) + 1;
 }
 
 /** Builds a sorted label list; empty values are dropped (Prometheus treats them as absent). */
-class LabelSetBuilder {
+export class LabelSetBuilder {
   private readonly map = new Map<string, string>();
   constructor(private readonly drops: ConversionDrops) {}
 
@@ -99,15 +100,104 @@ class LabelSetBuilder {
   }
 }
 
-/** Start of a probe in integer milliseconds since the epoch (truncated). */
-export function startMs(result: probemesh.v1.IProbeResult): number {
-  return Number(toBigInt(result.startUnixNano) / 1_000_000n);
+type NsValue = Parameters<typeof toBigInt>[0] | bigint;
+
+/** A 64-bit protobuf value as bigint, without toBigInt's string round trip (hot path). */
+function nsBig(v: NsValue): bigint {
+  if (v === null || v === undefined) return 0n;
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return BigInt(Math.trunc(v));
+  return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
 }
 
-function seconds(ns: Parameters<typeof toBigInt>[0]): number {
+/** Start of a probe in integer milliseconds since the epoch (truncated). */
+export function startMs(result: probemesh.v1.IProbeResult): number {
+  return Number(nsBig(result.startUnixNano) / 1_000_000n);
+}
+
+/** Nanoseconds (Long/number/bigint) to seconds. */
+export function seconds(ns: NsValue): number {
+  if (ns !== null && typeof ns === 'object' && ns.high >>> 0 < 0x200000) {
+    const n = (ns.high >>> 0) * 4294967296 + (ns.low >>> 0);
+    return Math.floor(n / 1e9) + (n % 1e9) / 1e9;
+  }
   // Split to keep sub-µs precision for durations beyond 2^53 ns (~104 days).
-  const v = toBigInt(ns);
+  const v = nsBig(ns);
   return Number(v / 1_000_000_000n) + Number(v % 1_000_000_000n) / 1e9;
+}
+
+/** One value of a result before labels are attached: metric name, value and its extra labels. */
+export interface ResultPoint {
+  /** Metric name. */
+  name: string;
+  /** Sample value. */
+  value: number;
+  /** One label we own (e.g. `phase`), added as is. */
+  own?: readonly [string, string];
+  /** User-supplied labels (gauge labels), validated like target labels. */
+  user?: { [k: string]: string } | null;
+}
+
+/**
+ * The values of one result in blackbox naming (see DESIGN.md): success, duration,
+ * phases, HTTP status/version, failure info, module gauges, redirect hops, kernel TCP
+ * measurements (only when the prober had them) and the clock error bound.
+ */
+export function resultPoints(result: probemesh.v1.IProbeResult, drops: ConversionDrops): ResultPoint[] {
+  const out: ResultPoint[] = [
+    { name: 'probe_success', value: result.success ? 1 : 0 },
+    { name: 'probe_duration_seconds', value: seconds(result.durationNs) },
+  ];
+  for (const ph of result.phases ?? []) out.push({ name: 'probe_http_duration_seconds', value: seconds(ph.durationNs), own: ['phase', ph.name ?? ''] });
+  if ((result.httpStatusCode ?? 0) > 0) out.push({ name: 'probe_http_status_code', value: result.httpStatusCode! });
+  if ((result.httpVersion ?? 0) > 0) out.push({ name: 'probe_http_version', value: result.httpVersion! });
+  if (!result.success) out.push({ name: 'probe_failure_info', value: 1, own: ['failure_code', result.failureCode || 'error'] });
+  let redirectsGauge = false;
+  for (const g of result.gauges ?? []) {
+    if (!g.name || !isValidMetricName(g.name)) {
+      count(drops.samples, 'invalid_metric_name');
+      continue;
+    }
+    if (g.name === 'probe_http_redirects') redirectsGauge = true;
+    out.push({ name: g.name, value: g.value ?? 0, user: g.labels });
+  }
+  const hops = result.hops ?? [];
+  if (hops.length > 0) {
+    if (!redirectsGauge) out.push({ name: 'probe_http_redirects', value: Math.max(0, hops.length - 1) });
+    hops.forEach((h, i) => out.push({ name: 'probemesh_http_redirect_hop_seconds', value: seconds(h.durationNs), own: ['hop', String(i)] }));
+  }
+  const k = result.kernel;
+  if (k) {
+    out.push({ name: 'probe_tcp_kernel_connect_seconds', value: seconds(k.connectNs) });
+    if (nsBig(k.firstByteNs) > 0n) out.push({ name: 'probe_tcp_kernel_first_byte_seconds', value: seconds(k.firstByteNs) });
+    out.push({ name: 'probe_tcp_srtt_seconds', value: (k.srttUs ?? 0) / 1e6 });
+    out.push({ name: 'probe_tcp_rttvar_seconds', value: (k.rttvarUs ?? 0) / 1e6 });
+    out.push({ name: 'probe_tcp_retransmits', value: k.retransmits ?? 0 });
+    out.push({ name: 'probe_tcp_syn_retransmits', value: k.synRetransmits ?? 0 });
+    out.push({ name: 'probe_tcp_resets', value: k.resets ?? 0 });
+  }
+  const bound = nsBig(result.clockErrorBoundNs);
+  if (bound > 0n) out.push({ name: 'probe_clock_error_bound_seconds', value: seconds(bound) });
+  return out;
+}
+
+/** The label builder of a result's series (instance, module, prober, zone, job, target labels). */
+export function resultBaseLabels(result: probemesh.v1.IProbeResult, opts: SeriesOptions, drops: ConversionDrops, batch?: probemesh.v1.IResultBatch): LabelSetBuilder {
+  return new LabelSetBuilder(drops)
+    .set('instance', result.target ?? '')
+    .set('module', result.module ?? '')
+    .set('prober', result.prober || batch?.prober || '')
+    .set('zone', result.zone || batch?.zone || '')
+    .set('job', opts.job)
+    .addUser(result.labels);
+}
+
+/** Full sorted labels of `point` on top of `base`. */
+export function pointLabels(base: LabelSetBuilder, point: ResultPoint): Label[] {
+  const b = base.clone().set('__name__', point.name);
+  if (point.own) b.set(point.own[0], point.own[1]);
+  if (point.user) b.addUser(point.user);
+  return b.build();
 }
 
 /**
@@ -120,35 +210,8 @@ export function resultSamples(result: probemesh.v1.IProbeResult, opts: SeriesOpt
     count(drops.samples, 'no_timestamp');
     return [];
   }
-  const base = new LabelSetBuilder(drops)
-    .set('instance', result.target ?? '')
-    .set('module', result.module ?? '')
-    .set('prober', result.prober || batch?.prober || '')
-    .set('zone', result.zone || batch?.zone || '')
-    .set('job', opts.job)
-    .addUser(result.labels);
-  const out: SeriesSample[] = [];
-  const push = (name: string, value: number, extra?: (b: LabelSetBuilder) => void) => {
-    const b = base.clone().set('__name__', name);
-    extra?.(b);
-    out.push({ labels: b.build(), value, timestampMs: ts });
-  };
-  push('probe_success', result.success ? 1 : 0);
-  push('probe_duration_seconds', seconds(result.durationNs));
-  for (const ph of result.phases ?? []) {
-    push('probe_http_duration_seconds', seconds(ph.durationNs), (b) => b.set('phase', ph.name ?? ''));
-  }
-  if ((result.httpStatusCode ?? 0) > 0) push('probe_http_status_code', result.httpStatusCode!);
-  if ((result.httpVersion ?? 0) > 0) push('probe_http_version', result.httpVersion!);
-  if (!result.success) push('probe_failure_info', 1, (b) => b.set('failure_code', result.failureCode || 'error'));
-  for (const g of result.gauges ?? []) {
-    if (!g.name || !isValidMetricName(g.name)) {
-      count(drops.samples, 'invalid_metric_name');
-      continue;
-    }
-    push(g.name, g.value ?? 0, (b) => b.addUser(g.labels));
-  }
-  return out;
+  const base = resultBaseLabels(result, opts, drops, batch);
+  return resultPoints(result, drops).map((p) => ({ labels: pointLabels(base, p), value: p.value, timestampMs: ts }));
 }
 
 /** Converts every result of a batch; returns the samples and what was dropped. */

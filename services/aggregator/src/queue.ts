@@ -1,0 +1,221 @@
+/**
+ * One remote_write endpoint's queue: samples are spread over `shards` FIFO shards by
+ * series hash, so all samples of a series go through one shard, one request at a time,
+ * in the order they were queued (Prometheus refuses a series going back in time).
+ * Each shard cuts a request at `max_samples_per_send` or after `batch_deadline`.
+ *
+ * A request refused for good (4xx, or Prometheus' permanent 500s) is split in halves
+ * and each half resent, down to single samples: Prometheus rolls back the whole
+ * request on the first bad sample, so this is how one bad series never takes the
+ * others down with it. Only the samples refused on their own are dropped (counted by
+ * reason; a refused out-of-order/duplicate sample of a redelivered message is counted
+ * as `duplicate`: it was written before by the aggregator that did not ack it).
+ */
+import { AggregatorMetrics } from './metrics';
+import { RemoteWriteClient, snappyCompress } from './remote-write';
+import { encodeGrouped, groupedCount, groupSamples, QueuedSample } from './write-request';
+import { Logger } from '@probemesh/common';
+
+/** What a queue reports back about a sample's owner (a delivery tracker). */
+export interface SampleOwner {
+  /** True when the owning message was delivered before (another holder did not ack). */
+  readonly redelivered: boolean;
+  /** One of the owner's samples is done with on `endpoint` (sent or dropped for good). */
+  sampleDone(endpoint: number): void;
+}
+
+/** Options of a {@link RemoteWriteQueue}. */
+export interface RemoteWriteQueueOptions {
+  /** Index of this endpoint (reported to owners). */
+  index: number;
+  /** The endpoint's client. */
+  client: RemoteWriteClient;
+  /** Metrics. */
+  metrics: AggregatorMetrics;
+  /** Logger. */
+  log: Logger;
+  /** Monotonic ms clock. */
+  nowMs: () => number;
+}
+
+type Sample = QueuedSample<SampleOwner>;
+
+interface Shard {
+  queue: Sample[];
+  head: number;
+  inFlight: boolean;
+  timer?: NodeJS.Timeout;
+  firstQueuedMs: number;
+}
+
+const DUPLICATE_REASONS = new Set(['out_of_order', 'duplicate_timestamp']);
+/** Rejections caused by some samples of a request (worth splitting it); others (401, 404, ...) hit every request alike. */
+const BISECT_REASONS = new Set(['out_of_order', 'too_old', 'duplicate_timestamp', 'native_histograms_disabled', 'empty_labelset', 'http_400', 'http_413', 'http_422']);
+
+/** Sharded, ordered sending queue of one endpoint; see the file comment. */
+export class RemoteWriteQueue {
+  private readonly shards: Shard[];
+  private buffered = 0;
+  private readonly abort = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
+  private flushing = false;
+  readonly endpoint: string;
+
+  constructor(private readonly o: RemoteWriteQueueOptions) {
+    this.endpoint = o.client.endpoint;
+    this.shards = Array.from({ length: o.client.settings.shards }, () => ({ queue: [], head: 0, inFlight: false, firstQueuedMs: 0 }));
+  }
+
+  /** Samples queued or in flight. */
+  get size(): number {
+    return this.buffered;
+  }
+
+  /** Samples that still fit under `max_buffered_samples` (negative when over). */
+  get room(): number {
+    return this.o.client.settings.max_buffered_samples - this.buffered;
+  }
+
+  /** True while more samples fit under `max_buffered_samples`. */
+  get hasRoom(): boolean {
+    return this.buffered < this.o.client.settings.max_buffered_samples;
+  }
+
+  /** Resolves when there is room (or the queue is stopped). */
+  waitForRoom(): Promise<void> {
+    if (this.hasRoom || this.abort.signal.aborted) return Promise.resolve();
+    return new Promise((r) => this.roomWaiters.push(r));
+  }
+
+  /** Queues samples (each goes to its series' shard). */
+  push(samples: readonly Sample[]): void {
+    const n = this.shards.length;
+    const touched = new Set<Shard>();
+    for (const x of samples) {
+      const sh = this.shards[x.s.hash % n]!;
+      if (sh.queue.length === sh.head) sh.firstQueuedMs = this.o.nowMs();
+      sh.queue.push(x);
+      touched.add(sh);
+    }
+    this.buffered += samples.length;
+    this.o.metrics.queueSamples.set({ endpoint: this.endpoint }, this.buffered);
+    for (const sh of touched) this.maybeSend(sh);
+  }
+
+  /** Sends everything queued now, without waiting for deadlines. */
+  flush(): void {
+    this.flushing = true;
+    for (const sh of this.shards) this.maybeSend(sh);
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  idle(): Promise<void> {
+    if (this.buffered === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Aborts sends in progress (their samples stay undone, so their messages get nak'ed) and drops the queue. */
+  stop(): void {
+    this.abort.abort();
+    for (const sh of this.shards) {
+      clearTimeout(sh.timer);
+      sh.queue = [];
+      sh.head = 0;
+    }
+    this.buffered = 0;
+    this.wake();
+  }
+
+  private maybeSend(sh: Shard): void {
+    if (sh.inFlight || this.abort.signal.aborted) return;
+    const queued = sh.queue.length - sh.head;
+    if (queued === 0) return;
+    const { max_samples_per_send: max, batch_deadline: deadline } = this.o.client.settings;
+    const waited = this.o.nowMs() - sh.firstQueuedMs;
+    if (queued < max && waited < deadline && !this.flushing) {
+      sh.timer ??= setTimeout(() => {
+        sh.timer = undefined;
+        this.maybeSend(sh);
+      }, deadline - waited + 1);
+      return;
+    }
+    clearTimeout(sh.timer);
+    sh.timer = undefined;
+    const take = Math.min(max, queued);
+    const batch = sh.queue.slice(sh.head, sh.head + take);
+    sh.head += take;
+    if (sh.head > 4096 && sh.head * 2 > sh.queue.length) {
+      sh.queue = sh.queue.slice(sh.head);
+      sh.head = 0;
+    }
+    sh.firstQueuedMs = this.o.nowMs();
+    sh.inFlight = true;
+    void this.sendSamples(batch)
+      .catch((err: unknown) => this.o.log.error({ err: String(err), endpoint: this.endpoint }, 'send failed unexpectedly'))
+      .finally(() => {
+        sh.inFlight = false;
+        if (this.abort.signal.aborted) return;
+        this.buffered -= batch.length;
+        this.o.metrics.queueSamples.set({ endpoint: this.endpoint }, this.buffered);
+        this.wake();
+        this.maybeSend(sh);
+      });
+  }
+
+  private wake(): void {
+    if (this.hasRoom || this.abort.signal.aborted) {
+      const w = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const r of w) r();
+    }
+    if (this.buffered === 0) {
+      this.flushing = false;
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  /** Sends samples as one request; on a permanent rejection, bisects. Resolves when every sample is done (or aborted). */
+  private async sendSamples(samples: Sample[]): Promise<void> {
+    const { metrics: m, client, index } = this.o;
+    const { groups, duplicates } = groupSamples(samples);
+    if (duplicates.length > 0) this.drop(duplicates, 'duplicate_in_request');
+    const n = groupedCount(groups);
+    const body = snappyCompress(encodeGrouped(groups));
+    const o = await client.sendBody(body, n, { signal: this.abort.signal });
+    if (o.ok) {
+      m.samplesSent.inc({ endpoint: this.endpoint }, n);
+      let newest = 0;
+      for (const g of groups.values()) {
+        for (const x of g) {
+          if (x.t > newest) newest = x.t;
+          x.owner?.sampleDone(index);
+        }
+      }
+      m.markSent(this.endpoint, newest);
+      return;
+    }
+    if (o.reason === 'aborted') return;
+    const flat: Sample[] = [];
+    for (const g of groups.values()) for (const x of g) flat.push(x);
+    if (flat.length === 1 || !BISECT_REASONS.has(o.reason)) {
+      const x = flat[0]!;
+      const reason = flat.length === 1 && DUPLICATE_REASONS.has(o.reason) && x.owner?.redelivered ? 'duplicate' : o.reason;
+      this.drop(flat, reason);
+      if (reason !== 'duplicate') this.o.log.warn({ endpoint: this.endpoint, status: o.status, reason, samples: flat.length, series: x.s.key.replace(/\xff/g, '=').replace(/\xfe/g, ','), ts: x.t, detail: o.detail }, 'remote_write refused samples for good; dropped');
+      return;
+    }
+    m.bisections.inc({ endpoint: this.endpoint, reason: o.reason });
+    // Keep each series' samples in order: split the flat, series-grouped list in two.
+    const mid = Math.ceil(flat.length / 2);
+    await this.sendSamples(flat.slice(0, mid));
+    await this.sendSamples(flat.slice(mid));
+  }
+
+  private drop(samples: readonly Sample[], reason: string): void {
+    this.o.metrics.samplesDropped.inc({ endpoint: this.endpoint, reason }, samples.length);
+    for (const x of samples) x.owner?.sampleDone(this.o.index);
+  }
+}
