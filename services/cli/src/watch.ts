@@ -18,8 +18,8 @@ export const watchCommand: Command = {
   summary: 'Stream probe results as they arrive, filtered',
   help: `Usage: probemesh watch [--target URL|ID] [--prober ID] [--failure-code CODE] [--failures] [--count N] [--json]
 
-Streams new probe results from the mesh (read from the JetStream stream; nothing is
-taken away from the aggregators) until Ctrl-C or --count results.
+Streams new probe results from the mesh as they are published (a plain NATS subscription:
+nothing is taken away from the aggregators) until Ctrl-C or --count results.
 
 Options:
   --target URL|ID      only this target

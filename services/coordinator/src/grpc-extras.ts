@@ -4,6 +4,7 @@
  * reflection v1 / v1alpha (grpcurl `list` / `describe`), built from the same .proto files
  * as the AdminService through @grpc/proto-loader.
  */
+import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -18,7 +19,9 @@ export type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
 /** Adds health and reflection to `server`; returns a setter for the health status. */
 export function addStandardServices(server: grpc.Server): { setStatus(status: ServingStatus): void } {
-  const definitions = loadSync(PROTO_FILES.filter((f) => f.startsWith('probemesh/')), { includeDirs: [PROTO_ROOT], keepCase: false, longs: String, enums: String, defaults: true });
+  // The health proto grpc-health-check ships, so reflection lists (and describes) it too.
+  const healthProto = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto', 'health', 'v1', 'health.proto');
+  const definitions = loadSync([...PROTO_FILES.filter((f) => f.startsWith('probemesh/')), healthProto], { includeDirs: [PROTO_ROOT], keepCase: false, longs: String, enums: String, defaults: true });
   new ReflectionService(definitions).addToServer(server);
   const health = new HealthImplementation({ '': 'SERVING', [ADMIN_SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);

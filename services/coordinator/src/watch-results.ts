@@ -1,12 +1,12 @@
 /**
- * `WatchResults`: a live tail of probe results for operators (`probemesh watch`), read
- * from the JetStream stream PM_RESULTS with an ordered consumer that starts at new
- * messages and lives as long as the gRPC stream. Filters: target (id or URL), prober,
- * failure code, failures only. It reads the stream; it never acknowledges anything, so
- * it cannot take results away from the aggregators.
+ * `WatchResults`: a live tail of probe results for operators (`probemesh watch`). Result
+ * batches are published on `pm.results.<prober>`, so a plain core-NATS subscription sees
+ * each one as it is published, with no consumer state on the server; it acknowledges
+ * nothing and so cannot take results away from the aggregators. Filters: target (id or
+ * URL), prober, failure code, failures only.
  */
-import { DeliverPolicy, NatsConnection } from 'nats';
-import { InvalidArgumentError, Logger, STREAM_RESULTS, SUBJECT_RESULTS } from '@probemesh/common';
+import { NatsConnection } from 'nats';
+import { InvalidArgumentError, Logger, SUBJECT_RESULTS } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
 
 /** What a watcher wants to see (empty fields match everything). */
@@ -51,27 +51,22 @@ export interface ResultWatch {
   done: Promise<void>;
 }
 
-/**
- * Starts an ordered consumer on new results and calls `emit` for each matching result,
- * in stream order.
- */
+/** Subscribes to new result batches and calls `emit` for each matching result, in order. */
 export async function watchResults(nc: NatsConnection, filter: ResultFilter, emit: (r: probemesh.v1.ProbeResult) => void, log: Logger): Promise<ResultWatch> {
   validateFilter(filter);
-  const js = nc.jetstream();
   const subject = filter.prober ? `${SUBJECT_RESULTS}.${filter.prober}` : `${SUBJECT_RESULTS}.>`;
-  const consumer = await js.consumers.get(STREAM_RESULTS, { filterSubjects: [subject], deliver_policy: DeliverPolicy.New, name_prefix: 'pm_watch' });
-  const messages = await consumer.consume({ max_messages: 256 });
+  const sub = nc.subscribe(subject);
   const done = (async () => {
-    for await (const m of messages) {
+    for await (const m of sub) {
       let batch: probemesh.v1.ResultBatch;
       try {
         batch = probemesh.v1.ResultBatch.decode(m.data);
       } catch (err) {
-        log.warn({ err, seq: m.seq }, 'watch: undecodable result batch skipped');
+        log.warn({ err: (err as Error).message, subject: m.subject }, 'watch: undecodable result batch skipped');
         continue;
       }
       for (const r of batch.results) if (matches(r, filter)) emit(r as probemesh.v1.ProbeResult);
     }
   })();
-  return { stop: () => messages.stop(), done };
+  return { stop: () => sub.unsubscribe(), done };
 }
