@@ -90,6 +90,24 @@ describe('end to end: gRPC → coordinator → prober → JetStream → aggregat
     assert.ok(Number(duration[0]?.value[1]) > 0);
   });
 
+  test('kernel TCP timings from eBPF reach Prometheus next to the user-space phases', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip('needs root for bpftrace (CI runs as root)');
+      return;
+    }
+    const url = `${targets.baseUrl}/ok`;
+    const kernel = await waitFor(async () => {
+      const v = await vector(`probe_tcp_kernel_connect_seconds{instance="${url}"}`);
+      return v.length > 0 ? v : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 500, what: `probe_tcp_kernel_connect_seconds for ${url}` });
+    const k = Number(kernel[0]!.value[1]);
+    assert.ok(k > 0 && k < 0.05, `kernel connect on loopback is positive and small: ${k}s`);
+    const srtt = await vector(`probe_tcp_srtt_seconds{instance="${url}"}`);
+    assert.ok(Number(srtt[0]?.value[1]) > 0, 'srtt is exported');
+    const retrans = await vector(`probe_tcp_retransmits{instance="${url}"}`);
+    assert.equal(retrans[0]?.value[1], '0', 'no retransmits on loopback');
+  });
+
   test('failing targets give probe_success 0 and a failure code', async () => {
     const refused = await refusedUrl();
     const failing = `${targets.baseUrl}/fail`;

@@ -125,7 +125,7 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
     const stale = config.series.stale_markers
       ? new StaleMarkers({ nc, model, emit: (s) => pipeline.addStale(s), metrics, log: log.child({ component: 'stale' }), nowMs: () => clock.nowMs(), graceMs: deps.staleGraceMs })
       : undefined;
-    http = await serveHttp(config.http.listen, metrics.registry, log);
+    http = await serveHttp(config.http, metrics.registry, log);
     membership.start();
     // Hear the other aggregators before claiming probers, so a start next to running
     // aggregators does not briefly pull what they own.

@@ -148,7 +148,9 @@ export function resultPoints(result: probemesh.v1.IProbeResult, drops: Conversio
     { name: 'probe_success', value: result.success ? 1 : 0 },
     { name: 'probe_duration_seconds', value: seconds(result.durationNs) },
   ];
-  for (const ph of result.phases ?? []) out.push({ name: 'probe_http_duration_seconds', value: seconds(ph.durationNs), own: ['phase', ph.name ?? ''] });
+  // blackbox names phases per protocol: probe_http_duration_seconds, probe_dns_…, probe_grpc_…, probe_icmp_….
+  const phaseMetric = `probe_${/^[a-z0-9]+$/.test(result.protocol ?? '') ? result.protocol : 'http'}_duration_seconds`;
+  for (const ph of result.phases ?? []) out.push({ name: phaseMetric, value: seconds(ph.durationNs), own: ['phase', ph.name ?? ''] });
   if ((result.httpStatusCode ?? 0) > 0) out.push({ name: 'probe_http_status_code', value: result.httpStatusCode! });
   if ((result.httpVersion ?? 0) > 0) out.push({ name: 'probe_http_version', value: result.httpVersion! });
   if (!result.success) out.push({ name: 'probe_failure_info', value: 1, own: ['failure_code', result.failureCode || 'error'] });

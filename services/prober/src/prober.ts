@@ -142,6 +142,7 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
         failureMessage: note ? `${outcome.failureMessage} (${note})` : outcome.failureMessage,
         durationNs: toULong(durationNs),
         phases: outcome.phases.map((p) => ({ name: p.name, durationNs: toULong(p.durationNs) })),
+        protocol: modules.definition(t.module)?.prober ?? '',
         httpStatusCode: outcome.httpStatusCode,
         httpVersion: outcome.httpVersion,
         epoch: toULong(epoch),
