@@ -27,7 +27,7 @@ test('every command has --help with examples', async () => {
   const top = await cli(['--help']);
   assert.equal(top.code, 0);
   const names = [...top.stdout.matchAll(/^ {2}(\S+) {2,}/gm)].map((m) => m[1]!);
-  assert.deepEqual(names, ['up', 'coordinator', 'prober', 'aggregator', 'targets', 'probers']);
+  assert.deepEqual(names, ['up', 'coordinator', 'prober', 'aggregator', 'targets', 'probers', 'drain', 'ring', 'modules', 'watch', 'probe', 'canary']);
   for (const name of names) {
     const r = await cli([name, '--help']);
     assert.equal(r.code, 0, `${name} --help exits 0`);
