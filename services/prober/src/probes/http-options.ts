@@ -9,39 +9,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { addIssue, bool, Infer, list, num, obj, optional, ParseContext, record, Schema, str } from '@probemesh/common';
+import { goRegExp, goRegExpSchema } from './go-regexp';
 import { ipProtocolFallback, preferredIpProtocol } from './target-addr';
 import { prepareTls, PreparedTls, tlsConfigSchema } from './tls-info';
 
 /** HTTP versions as blackbox writes them (Go's `resp.Proto`). */
 export const HTTP_VERSION_NAMES = ['HTTP/1.0', 'HTTP/1.1', 'HTTP/2.0'] as const;
 
-/** Go RE2 inline flags at the start of a pattern ("(?i)...") → JS flags. */
-export function compileRegex(src: string): RegExp {
-  const m = /^\(\?([imsU]+)\)/.exec(src);
-  if (!m) return new RegExp(src);
-  const flags = [...new Set(m[1]!.replace('U', '').split(''))].join('');
-  return new RegExp(src.slice(m[0].length), flags);
-}
-
-/** A regular expression (blackbox `<regex>`), validated at load time. */
-function regex(doc?: string): Schema<string> {
-  const base = str({ doc });
-  return {
-    ...base,
-    expected: 'a regular expression',
-    parse(v, path, ctx) {
-      const s = base.parse(v, path, ctx);
-      if (s === undefined) return undefined;
-      try {
-        compileRegex(s);
-        return s;
-      } catch (err) {
-        addIssue(ctx, path, `invalid regular expression: ${(err as Error).message}`);
-        return undefined;
-      }
-    },
-  };
-}
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -79,7 +53,7 @@ function unsupported(why: string): Schema<undefined> {
 
 const headerMatch = obj({
   header: str({ nonEmpty: true, doc: 'Response header name (case-insensitive).' }),
-  regexp: regex('Regular expression matched against each value of the header.'),
+  regexp: goRegExpSchema('Regular expression matched against each value of the header.'),
   allow_missing: bool({ default: false, doc: 'A missing header passes the check instead of failing it. @default false' }),
 });
 
@@ -97,8 +71,8 @@ export const httpProbeSchema = obj(
     no_follow_redirects: optional(bool({ doc: 'Deprecated blackbox spelling of `follow_redirects: false`. @default none' })),
     fail_if_ssl: bool({ default: false, doc: 'Fail (`http_ssl`) when the final response came over TLS. @default false' }),
     fail_if_not_ssl: bool({ default: false, doc: 'Fail (`http_not_ssl`) when the final response did not come over TLS. @default false' }),
-    fail_if_body_matches_regexp: list(regex(), { default: [], doc: 'Fail (`body_regex`) when the body matches any of these. @default []' }),
-    fail_if_body_not_matches_regexp: list(regex(), { default: [], doc: 'Fail (`body_regex`) when the body does not match one of these. @default []' }),
+    fail_if_body_matches_regexp: list(goRegExpSchema(), { default: [], doc: 'Fail (`body_regex`) when the body matches any of these. @default []' }),
+    fail_if_body_not_matches_regexp: list(goRegExpSchema(), { default: [], doc: 'Fail (`body_regex`) when the body does not match one of these. @default []' }),
     fail_if_header_matches: list(headerMatch, { default: [], doc: 'Fail (`header_regex`) when a value of the header matches. @default []' }),
     fail_if_header_not_matches: list(headerMatch, { default: [], doc: 'Fail (`header_regex`) when no value of the header matches. @default []' }),
     tls_config: tlsConfigSchema,
@@ -194,9 +168,9 @@ export function prepareHttp(opts: HttpProbeOptions, userAgent: string): Prepared
     const cred = a.credentials_file !== undefined ? readSecret(a.credentials_file) : a.credentials ?? '';
     headers.authorization = `${a.type} ${cred}`;
   }
-  const checks = (list: HttpProbeOptions['fail_if_header_matches']): HeaderCheck[] => list.map((h) => ({ header: h.header.toLowerCase(), regexp: compileRegex(h.regexp), allowMissing: h.allow_missing }));
-  const bodyMatches = opts.fail_if_body_matches_regexp.map(compileRegex);
-  const bodyNotMatches = opts.fail_if_body_not_matches_regexp.map(compileRegex);
+  const checks = (list: HttpProbeOptions['fail_if_header_matches']): HeaderCheck[] => list.map((h) => ({ header: h.header.toLowerCase(), regexp: goRegExp(h.regexp), allowMissing: h.allow_missing }));
+  const bodyMatches = opts.fail_if_body_matches_regexp.map((r) => goRegExp(r));
+  const bodyNotMatches = opts.fail_if_body_not_matches_regexp.map((r) => goRegExp(r));
   return {
     opts,
     tls: prepareTls(opts.tls_config),
