@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AnchoredClock, HttpEndpoint, serveHttp, silentLogger } from '@probemesh/common';
-import { loadModuleDefinitions, PROBE_KINDS, probeRoute, ProbeModules } from '@probemesh/prober';
+import { loadModuleDefinitions, probeRoute, ProbeModules } from '@probemesh/prober';
 import { HttpZoo, startHttpZoo } from '@probemesh/prober/dist/testing/http-zoo';
 import { Registry } from 'prom-client';
 import { ChildProc, findBinary, freePort, Procs, removeDir, tempDir, waitFor } from '../harness';
@@ -68,13 +68,13 @@ describe('blackbox_exporter compatibility (same blackbox.yml, same targets)', ()
   } catch {
     binary = undefined;
   }
+  const NOT_INSTALLED = 'prometheus-blackbox-exporter is not installed (Debian package prometheus-blackbox-exporter; npm test installs it as root)';
   const procs = new Procs();
   let zoo: HttpZoo;
   let dir = '';
   let ours: HttpEndpoint;
   let theirs: ChildProc;
   let theirsUrl = '';
-  const hasTcp = 'tcp' in PROBE_KINDS;
 
   before(async () => {
     if (!binary) return;
@@ -127,7 +127,8 @@ describe('blackbox_exporter compatibility (same blackbox.yml, same targets)', ()
       '      tls_config:',
       `        ca_file: ${zoo.certs.caFile}`,
       '        min_version: TLS13',
-      ...(hasTcp ? ['  tcp_connect:', '    prober: tcp'] : []),
+      '  tcp_connect:',
+      '    prober: tcp',
       '',
     ].join('\n');
     const file = join(dir, 'blackbox.yml');
@@ -207,19 +208,18 @@ describe('blackbox_exporter compatibility (same blackbox.yml, same targets)', ()
   };
 
   it('http: ours ⊇ blackbox metric names, same probe_success and values', async (t) => {
-    if (!binary) return t.skip('prometheus-blackbox-exporter is not installed (Debian package prometheus-blackbox-exporter)');
+    if (!binary) return t.skip(NOT_INSTALLED);
     t.diagnostic('dns/icmp/grpc cases are not run here: the zoo has no DNS/gRPC server');
     assert.deepEqual(await compare(t, cases()), []);
   });
 
   it('tcp: ours ⊇ blackbox metric names, same probe_success and values', async (t) => {
-    if (!binary) return t.skip('prometheus-blackbox-exporter is not installed');
-    if (!hasTcp) return t.skip('tcp is not in PROBE_KINDS yet');
+    if (!binary) return t.skip(NOT_INSTALLED);
     assert.deepEqual(await compare(t, tcpCases()), []);
   });
 
   it('unknown module and missing target: same status and message', async (t) => {
-    if (!binary) return t.skip('prometheus-blackbox-exporter is not installed');
+    if (!binary) return t.skip(NOT_INSTALLED);
     for (const q of ['/probe?module=nope&target=x', '/probe?module=http_2xx']) {
       const [a, b] = await Promise.all([fetch(`${ours.url}${q}`), fetch(`${theirsUrl}${q}`)]);
       assert.equal(a.status, b.status, q);
