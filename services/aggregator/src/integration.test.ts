@@ -14,9 +14,21 @@ import { aggregatorConfigSchema, remoteWriteSettings } from './config';
 import { startAggregator } from './aggregator';
 import { proberConsumerName } from './consumer';
 import { RemoteWriteClient } from './remote-write';
-import { NATS_SERVER_BIN, PROMETHEUS_BIN, promQuery, startNatsServer, startPrometheus, TestServer } from './test-servers';
+import { findBinary, NatsServer, PrometheusServer, sampleTimeMs, sampleValue, startNats, startPrometheus } from '@probemesh/testkit';
 
-const skip = !PROMETHEUS_BIN || !NATS_SERVER_BIN ? 'needs /usr/bin/prometheus and nats-server (not installed here)' : false;
+const installed = (name: string) => {
+  try {
+    return Boolean(findBinary(name, name));
+  } catch {
+    return false;
+  }
+};
+const skip = !installed('prometheus') || !installed('nats-server') ? 'needs prometheus and nats-server (Debian packages; npm test installs them as root)' : false;
+
+/** An instant query as label sets with numeric values and ms timestamps. */
+async function promQuery(prom: PrometheusServer, query: string): Promise<{ metric: Record<string, string>; value: number; timestampMs: number }[]> {
+  return (await prom.query(query)).map((s) => ({ metric: s.metric, value: sampleValue(s), timestampMs: sampleTimeMs(s) }));
+}
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
@@ -29,10 +41,11 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms 
 }
 
 describe('with a real Prometheus and nats-server', { skip }, () => {
-  let prom: TestServer;
-  let nats: TestServer;
+  let prom: PrometheusServer;
+  let nats: NatsServer;
   before(async () => {
-    [prom, nats] = await Promise.all([startPrometheus(), startNatsServer()]);
+    // No out-of-order window: the test checks Prometheus's refusal of an out-of-order sample.
+    [prom, nats] = await Promise.all([startPrometheus({ config: 'global:\n  scrape_interval: 15s\n' }), startNats()]);
   });
   after(async () => {
     await Promise.all([prom?.stop(), nats?.stop()]);
@@ -49,12 +62,12 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
     const out = await c.send([{ labels, samples: [{ value: 0, timestampMs: now - 2000 }, { value: 1, timestampMs: now - 1000 }] }]);
     assert.equal(out.ok, true, JSON.stringify(out));
     const got = await eventually('the sample in Prometheus', async () => {
-      const r = await promQuery(prom.url, 'timestamp(probe_success{job="rwtest"}) * 1000');
+      const r = await promQuery(prom, 'timestamp(probe_success{job="rwtest"}) * 1000');
       return r.length > 0 ? r : undefined;
     });
     assert.equal(got.length, 1);
     assert.equal(Math.round(got[0]!.value), now - 1000);
-    const v = await promQuery(prom.url, 'probe_success{job="rwtest"}');
+    const v = await promQuery(prom, 'probe_success{job="rwtest"}');
     assert.deepEqual(v.map((x) => [x.metric.instance, x.value]), [['https://direct.example/', 1]]);
 
     const older = await c.send([{ labels, samples: [{ value: 0, timestampMs: now - 5000 }] }], { maxAttempts: 3 });
@@ -96,7 +109,7 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
       await js.publish(resultsSubject('test'), new Uint8Array([0xff, 0xff, 0xff]), { msgID: 'test-boot-2' });
 
       const rows = await eventually('probe_success from the aggregator', async () => {
-        const r = await promQuery(prom.url, 'probe_success{zone="z-it"}');
+        const r = await promQuery(prom, 'probe_success{zone="z-it"}');
         return r.length === 2 ? r : undefined;
       });
       assert.deepEqual(
@@ -106,9 +119,9 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
           ['https://e2e.example/ok', 'probemesh', 'test', 'http_2xx', 'sre', 1],
         ],
       );
-      const failure = await promQuery(prom.url, 'probe_failure_info{zone="z-it"}');
+      const failure = await promQuery(prom, 'probe_failure_info{zone="z-it"}');
       assert.deepEqual(failure.map((r) => r.metric.failure_code), ['connect_refused']);
-      const status = await promQuery(prom.url, 'probe_http_status_code{zone="z-it"}');
+      const status = await promQuery(prom, 'probe_http_status_code{zone="z-it"}');
       assert.deepEqual(status.map((r) => r.value), [200]);
 
       const jsm = await nc.jetstreamManager();
@@ -168,12 +181,12 @@ describe('with a real Prometheus and nats-server', { skip }, () => {
       assert.equal((await jsm.consumers.info(STREAM_RESULTS, held.name)).num_ack_pending, 1, 'messages stay unacked while retrying');
       assert.equal(held.num_pending, 0);
       await a.stop();
-      assert.deepEqual(await promQuery(prom.url, 'probe_success{zone="z-nl"}'), []);
+      assert.deepEqual(await promQuery(prom, 'probe_success{zone="z-nl"}'), []);
 
       const b = await startAggregator(config(`${prom.url}/api/v1/write`), { log: silentLogger(), pullExpiresMs: 1000 });
       try {
         const rows = await eventually('the held sample written by the second aggregator', async () => {
-          const r = await promQuery(prom.url, 'probe_success{zone="z-nl"}');
+          const r = await promQuery(prom, 'probe_success{zone="z-nl"}');
           return r.length === 1 ? r : undefined;
         });
         assert.equal(rows[0]!.value, 1);

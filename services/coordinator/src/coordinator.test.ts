@@ -11,14 +11,14 @@ import { connect, KV, NatsConnection } from 'nats';
 import { createAdminClient } from './client';
 import { coordinatorConfigSchema } from './config';
 import { RunningCoordinator, startCoordinator } from './coordinator';
-import { startNatsServer, TestNatsServer } from './testing/nats-server';
+import { NatsServer, startNats } from '@probemesh/testkit';
 
-let nats: TestNatsServer;
+let nats: NatsServer;
 let nc: NatsConnection;
 let assignments: KV;
 
 before(async () => {
-  nats = await startNatsServer();
+  nats = await startNats();
   nc = await connect({ servers: nats.url });
   assignments = await nc.jetstream().views.kv(KV_ASSIGNMENTS, { history: 1 });
 });

@@ -5,24 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
-import { AddressInfo, createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { AddressInfo } from 'node:net';
+import { NatsServer, startNats } from '@probemesh/testkit';
 import { KV_ASSIGNMENTS, KV_PROBERS, loadConfig, openKv, silentLogger, STREAM_RESULTS, targetId, toBigInt, toULong } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
 import { connect, NatsConnection } from 'nats';
 import { proberConfigSchema, RunningProber, startProber } from './index';
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
@@ -35,8 +24,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
 }
 
 describe('prober with a real nats-server', { timeout: 60_000 }, () => {
-  let dir = '';
-  let nats: ChildProcess | undefined;
+  let nats: NatsServer | undefined;
   let natsUrl = '';
   let nc: NatsConnection | undefined;
   let target: Server | undefined;
@@ -44,11 +32,9 @@ describe('prober with a real nats-server', { timeout: 60_000 }, () => {
   let prober: RunningProber | undefined;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pm-prober-it-'));
-    const port = await freePort();
-    nats = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-    natsUrl = `nats://127.0.0.1:${port}`;
-    nc = await until('nats-server', async () => connect({ servers: natsUrl }).catch(() => undefined));
+    nats = await startNats();
+    natsUrl = nats.url;
+    nc = await connect({ servers: natsUrl });
     target = createServer((req, res) => {
       res.writeHead(req.url === '/fail' ? 503 : 200);
       res.end('ok');
@@ -61,12 +47,7 @@ describe('prober with a real nats-server', { timeout: 60_000 }, () => {
     await prober?.stop();
     await nc?.close();
     target?.close();
-    if (nats?.pid !== undefined && nats.exitCode === null) {
-      const exited = new Promise((r) => nats!.once('exit', r));
-      process.kill(nats.pid, 'SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   it('probes its assignment, publishes batches, beats, serves /metrics and stops cleanly', async () => {
