@@ -239,7 +239,11 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
         nodes.push(new NatsNode(binary, { name, port: p.client, monitorPort: p.monitor, dir, ownsDir: false, args: ['-c', conf], procs: opts.procs, startTimeoutMs: timeoutMs }));
       }
       try {
-        await Promise.all(nodes.map((node) => node.start(false)));
+        // Let every start settle before cleaning up: shutting down while a sibling is
+        // still starting would miss its process and leak it.
+        const started = await Promise.allSettled(nodes.map((node) => node.start(false)));
+        const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
         const cluster = new Cluster(nodes, dir);
         await cluster.waitForMetaLeader(timeoutMs);
         return cluster;
