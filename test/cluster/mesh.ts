@@ -11,7 +11,7 @@ import { KV_ASSIGNMENTS, KV_LEADER, KV_PROBERS, KV_TARGETS, loadConfig, silentLo
 import { coordinatorConfigSchema, RunningCoordinator, startCoordinator } from '@probemesh/coordinator';
 import { proberConfigSchema, RunningProber, startProber } from '@probemesh/prober';
 import { probemesh } from '@probemesh/proto';
-import { connect, DeliverPolicy, NatsConnection, RetentionPolicy, StorageType } from 'nats';
+import { connect, NatsConnection, RetentionPolicy, StorageType } from 'nats';
 import { ChildProc, freePort, NatsCluster, NatsServer, Procs, startNats, startHttpTargets, startNatsCluster, tempDir, removeDir, HttpTargets, waitFor } from '../harness';
 
 /** The CLI entry point run for child-process services. */
@@ -94,9 +94,10 @@ export async function startMesh(targetCount: number): Promise<Mesh> {
   const js = nc.jetstream();
   for (const b of [KV_TARGETS, KV_PROBERS, KV_ASSIGNMENTS, KV_LEADER]) await js.views.kv(b, { history: 1, replicas: 3 });
   const results = new ResultLog();
-  const consumer = await js.consumers.get(STREAM_RESULTS, { deliver_policy: DeliverPolicy.New });
-  // Short pull expiry: heartbeats every second, so a consumer on a killed node is recreated quickly.
-  const messages = await consumer.consume({ expires: 2000 });
+  // A core subscription sees every batch as the probers publish it and resubscribes by
+  // itself after a reconnect; an ordered JetStream consumer placed on a node the test
+  // kills can stay silent long after the mesh has recovered.
+  const messages = nc.subscribe(`${SUBJECT_RESULTS}.>`);
   const loop = (async () => {
     for await (const m of messages) {
       const batch = probemesh.v1.ResultBatch.decode(m.data);
@@ -114,7 +115,7 @@ export async function startMesh(targetCount: number): Promise<Mesh> {
     nc,
     targetUrls,
     async close() {
-      messages.stop();
+      messages.unsubscribe();
       await loop.catch(() => undefined);
       await nc.close();
       await procs.stopAll(3_000);
