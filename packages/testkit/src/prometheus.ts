@@ -99,6 +99,8 @@ export interface PrometheusServer extends AsyncDisposable {
 export interface StartPrometheusOptions {
   /** Extra command-line arguments. */
   extraArgs?: string[];
+  /** Feature flags passed as `--enable-feature=<a>,<b>` (e.g. `['native-histograms']`). @default none */
+  features?: string[];
   /** prometheus.yml text. @default DEFAULT_PROMETHEUS_CONFIG */
   config?: string;
   /** Track the process here. */
@@ -251,6 +253,7 @@ export async function startPrometheus(opts: StartPrometheusOptions = {}): Promis
         `--web.listen-address=127.0.0.1:${port}`,
         '--web.enable-remote-write-receiver',
         '--storage.tsdb.retention.time=15d',
+        ...(opts.features?.length ? [`--enable-feature=${opts.features.join(',')}`] : []),
         ...(opts.extraArgs ?? []),
       ];
       const prom = new Prometheus(binary, port, dir, args, opts.procs, opts.startTimeoutMs ?? 30_000);

@@ -74,7 +74,14 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
     });
     const names = endpoints.map((e) => e.endpoint);
     if (new Set(names).size !== names.length) throw new ConfigError('aggregator', [{ path: 'remote_write', message: `endpoint names must be unique (got ${names.join(', ')}); set name:` }]);
-    const model = new SeriesModel({ job: config.job, buckets: config.series.histogram_buckets, jitterWindow: config.series.jitter_window, maxSeries: config.series.max_series });
+    const wantsNative = config.remote_write.some((rw) => rw.native_histograms !== 'never');
+    const model = new SeriesModel({
+      job: config.job,
+      buckets: config.series.histogram_buckets,
+      jitterWindow: config.series.jitter_window,
+      maxSeries: config.series.max_series,
+      native: wantsNative ? { schema: config.series.native_histogram_schema, zeroThreshold: config.series.native_histogram_zero_threshold, maxBuckets: config.series.native_histogram_max_buckets } : null,
+    });
     const skew = new SkewMonitor(metrics, log.child({ component: 'skew' }), config.skew_threshold);
     const pipeline = new ResultPipeline({
       endpoints,

@@ -13,6 +13,7 @@
  *   - name: central-b
  *     url: https://prom-b:9090/api/v1/write
  *     bearer_token_file: /etc/probemesh/rw-token
+ *     native_histograms: never   # auto (default) | always | never
  * ```
  */
 import { hostname } from 'node:os';
@@ -72,6 +73,11 @@ const remoteWriteObject = obj(
     max_buffered_samples: num({ int: true, min: 1, default: 200_000, doc: 'Most samples queued for this endpoint; when full, the aggregator stops pulling (results wait in JetStream), so a slow endpoint holds back the others by at most this much.' }),
     min_backoff: duration({ default: '30ms', minMs: 1, doc: 'First retry delay (doubled per retry, jittered).' }),
     max_backoff: duration({ default: '5s', minMs: 1, doc: 'Cap of the retry delay (a server\'s Retry-After may ask for longer).' }),
+    native_histograms: str({
+      oneOf: ['auto', 'always', 'never'],
+      default: 'auto',
+      doc: 'Native histogram samples (probemesh_probe_duration_seconds) for this endpoint: `auto` sends them until the receiver answers "native histograms are disabled" (Prometheus without --enable-feature=native-histograms), then stops for this endpoint (logged once; the classic samples of the refused request are resent); `always` keeps sending them (each refusal drops and counts them and resends the rest); `never` does not send them. Classic `_bucket`/`_sum`/`_count` series are always written.',
+    }) as Schema<'auto' | 'always' | 'never'>,
   },
   {
     check(v, path, ctx) {
@@ -149,6 +155,9 @@ export const aggregatorConfigSchema = obj({
     histogram_buckets: list(num({ min: 0 }), { default: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], doc: 'Upper bounds (seconds) of probemesh_probe_duration_seconds buckets.' }),
     jitter_window: num({ int: true, min: 2, max: 10_000, default: 30, doc: 'probemesh_probe_jitter_seconds = standard deviation of the last N probe durations of a series.' }),
     max_series: num({ int: true, min: 100, default: 200_000, doc: 'Most series whose histogram/jitter state is kept (least recently seen evicted).' }),
+    native_histogram_schema: num({ int: true, min: -4, max: 8, default: 3, doc: 'Schema of the native duration histogram: bucket boundaries are powers of 2^(2^-schema) (3: each bucket ~9 % wider than the previous, like client_golang\'s bucket factor 1.1). Lowered per series when it needs more than native_histogram_max_buckets buckets.' }),
+    native_histogram_max_buckets: num({ int: true, min: 1, max: 10_000, default: 160, doc: 'Most populated buckets of one native histogram series before its schema is lowered (buckets merged pairwise).' }),
+    native_histogram_zero_threshold: num({ min: 0, default: 2.938735877055719e-39, doc: 'Width of the native histogram zero bucket, seconds (durations at or below it are counted there).' }),
     stale_markers: bool({ default: true, doc: 'Write stale markers when a target is removed or moves away from a prober (watches KV pm_targets and pm_assignments).' }),
   }),
   skew_threshold: duration({ default: '1s', minMs: 1, doc: 'Warn (rate-limited) when a prober\'s batch send time differs from the NATS arrival time by more than this.' }),

@@ -4,7 +4,8 @@ export { startAggregator, RunningAggregator, AggregatorDeps } from './aggregator
 export * from './series';
 export * from './remote-write';
 export * from './write-request';
-export { SeriesModel, SeriesModelOptions, ModelSample } from './series-model';
+export { SeriesModel, SeriesModelOptions, ModelSample, NativeHistogramOptions } from './series-model';
+export * from './native-histogram';
 export { RemoteWriteQueue, RemoteWriteQueueOptions, SampleOwner } from './queue';
 export { ResultsConsumer, ResultDelivery, ResultSource, ConsumerSettings, ResultsConsumerOptions, proberConsumerName } from './consumer';
 export { ResultPipeline, ResultPipelineOptions } from './pipeline';

@@ -30,6 +30,8 @@ export interface AggregatorMetrics {
   readonly sendDuration: Histogram<'endpoint'>;
   /** Samples queued or in flight per endpoint. */
   readonly queueSamples: Gauge<'endpoint'>;
+  /** 1 while native histogram samples are sent to the endpoint, 0 when not (`never`, or `auto` after a refusal). */
+  readonly nativeHistograms: Gauge<'endpoint'>;
   /** Requests split in two after a permanent rejection, by reason. */
   readonly bisections: Counter<'endpoint' | 'reason'>;
   /** Result stream messages held (pulled, not yet acked). */
@@ -87,6 +89,7 @@ export function createAggregatorMetrics(clock: Clock, opts: { defaultMetrics?: b
       registers,
     }),
     queueSamples: new Gauge({ name: `${p}queue_samples`, help: 'Samples queued or in flight, per endpoint.', labelNames: ['endpoint'], registers }),
+    nativeHistograms: new Gauge({ name: `${p}native_histograms_enabled`, help: '1 while native histogram samples are sent to the endpoint; 0 with native_histograms: never, or after the receiver refused them in auto mode.', labelNames: ['endpoint'], registers }),
     bisections: new Counter({ name: `${p}request_splits_total`, help: 'Requests split in two after a permanent rejection (to resend the good samples), by reason.', labelNames: ['endpoint', 'reason'], registers }),
     heldMessages: new Gauge({ name: `${p}held_messages`, help: 'Result stream messages pulled and not yet acknowledged.', registers }),
     staleMarkers: new Counter({ name: `${p}stale_markers_total`, help: 'Stale markers queued, by cause (target_removed, target_moved).', labelNames: ['cause'], registers }),

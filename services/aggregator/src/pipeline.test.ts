@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { AnchoredClock, silentLogger, toNumber, toULong } from '@probemesh/common';
+import { AnchoredClock, Logger, silentLogger, toNumber, toULong } from '@probemesh/common';
 import { probemesh, prometheus } from '@probemesh/proto';
 import { remoteWriteSettings, RemoteWriteSettings } from './config';
 import { ResultDelivery, ResultSource } from './consumer';
@@ -81,13 +81,13 @@ function client(metrics: AggregatorMetrics, fn: typeof fetch, over: Partial<Remo
   return c;
 }
 
-function setup(fns: (typeof fetch)[], over: Partial<RemoteWriteSettings>[] = [], maxBuffered = 1_000_000) {
+function setup(fns: (typeof fetch)[], over: Partial<RemoteWriteSettings>[] = [], maxBuffered = 1_000_000, extra: { native?: boolean; log?: Logger } = {}) {
   const source = new FakeSource();
   const clock = new AnchoredClock();
   const metrics = createAggregatorMetrics(clock, { defaultMetrics: false });
-  const model = new SeriesModel({ job: 'probemesh', buckets: [0.1], jitterWindow: 5, maxSeries: 10_000 });
+  const model = new SeriesModel({ job: 'probemesh', buckets: [0.1], jitterWindow: 5, maxSeries: 10_000, native: extra.native ? { schema: 3, zeroThreshold: 0, maxBuckets: 160 } : null });
   const endpoints = fns.map((fn, i) => client(metrics, fn, { name: `ep${i}`, ...over[i] }));
-  const pipeline = new ResultPipeline({ endpoints, model, fetchBatch: 8, maxBufferedSamples: maxBuffered, workingIntervalMs: 15, metrics, log: silentLogger(), clock });
+  const pipeline = new ResultPipeline({ endpoints, model, fetchBatch: 8, maxBufferedSamples: maxBuffered, workingIntervalMs: 15, metrics, log: extra.log ?? silentLogger(), clock });
   pipeline.attach('p1', source);
   return { source, metrics, pipeline, model };
 }
@@ -209,4 +209,52 @@ test('stale markers are written with the staleness NaN after the series\' last s
   });
   assert.ok(bits.every((b) => b === '7ff0000000000002'), bits.join(','));
   assert.ok(raw.timeseries.every((ts) => toNumber(ts.samples![0]!.timestamp) === T0 + 1001));
+});
+
+/** Histogram samples in a request. */
+const histogramsIn = (q: prometheus.WriteRequest) => q.timeseries.reduce((n, ts) => n + (ts.histograms?.length ?? 0), 0);
+/** Answers like Prometheus 2.42 without --enable-feature=native-histograms. */
+const noNativeHistograms = (q: prometheus.WriteRequest) => (histogramsIn(q) > 0 ? { status: 500, body: 'native histograms are disabled\n' } : { status: 204 });
+
+test('native_histograms auto: after "native histograms are disabled" the endpoint stops sending them (logged once); classic samples of the refused request are resent; the drop is counted', async () => {
+  const r = receiver(noNativeHistograms);
+  const warnings: string[] = [];
+  const log = silentLogger();
+  log.warn = ((_o: unknown, msg: string) => void warnings.push(msg)) as typeof log.warn;
+  const { source, metrics, pipeline } = setup([r.fn], [{ shards: 2, max_samples_per_send: 50 }], 1_000_000, { native: true, log });
+  const ds = Array.from({ length: 20 }, (_, i) => delivery(i + 1, 2));
+  source.queue.push(...ds);
+  await until(() => ds.every((d) => d.acks === 1));
+  await pipeline.stop(1000);
+  // Every classic sample arrived: 20 messages × 2 targets × 6 + 19 × 2 jitter.
+  assert.equal(r.accepted.length, 278);
+  const refused = r.requests.filter((q) => histogramsIn(q) > 0);
+  assert.ok(refused.length >= 1 && refused.length <= 2, `one refused request per shard at most, got ${refused.length}`);
+  const dropped = refused.reduce((n, q) => n + histogramsIn(q), 0);
+  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/native_histograms_disabled': dropped });
+  assert.deepEqual(await counter(metrics.samplesSent), { ep0: 278 });
+  assert.equal(warnings.filter((w) => w.includes('native histograms')).length, 1);
+  assert.deepEqual(await counter(metrics.nativeHistograms), { ep0: 0 });
+  // After the first refusal no request carried histograms again.
+  const firstRefused = r.requests.indexOf(refused[0]!);
+  assert.ok(r.requests.slice(firstRefused + refused.length).every((q) => histogramsIn(q) === 0));
+});
+
+test('native_histograms always: each refusal drops (and counts) the histogram samples and resends the rest; never: none are sent', async () => {
+  const r = receiver(noNativeHistograms);
+  const ok = receiver(() => ({ status: 204 }));
+  const none = receiver(() => ({ status: 204 }));
+  const { source, metrics, pipeline } = setup([r.fn, ok.fn, none.fn], [{ native_histograms: 'always', max_samples_per_send: 30 }, {}, { native_histograms: 'never' }], 1_000_000, { native: true });
+  const ds = Array.from({ length: 10 }, (_, i) => delivery(i + 1, 2));
+  source.queue.push(...ds);
+  await until(() => ds.every((d) => d.acks === 1));
+  await pipeline.stop(1000);
+  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/native_histograms_disabled': 20 });
+  assert.deepEqual(await counter(metrics.samplesSent), { ep0: 138, ep1: 158, ep2: 138 });
+  assert.deepEqual(await counter(metrics.nativeHistograms), { ep0: 1, ep1: 1, ep2: 0 });
+  assert.equal(none.requests.reduce((n, q) => n + histogramsIn(q), 0), 0);
+  // The accepting endpoint got every native histogram sample: cumulative counts 1..10 per target.
+  const t0 = ok.requests.flatMap((q) => q.timeseries.filter((ts) => ts.labels!.some((l) => l.value === 'https://t0/')).flatMap((ts) => ts.histograms ?? []));
+  assert.deepEqual(t0.map((x) => Number(x.countInt)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.ok(t0.every((x) => x.schema === 3 && x.positiveSpans!.length === 1 && Number(x.positiveDeltas![0]) === Number(x.countInt)), 'all 1 ms durations in one bucket');
 });

@@ -194,7 +194,7 @@ export class ResultPipeline {
     this.held.add(t);
     this.heldSamples += samples.length;
     m.heldMessages.set(this.held.size);
-    const queued: QueuedSample<SampleOwner>[] = samples.map((x) => ({ s: x.s, v: x.v, t: x.t, stale: false, owner: t }));
+    const queued: QueuedSample<SampleOwner>[] = samples.map((x) => (x.h ? { s: x.s, v: x.v, t: x.t, stale: false, owner: t, h: x.h } : { s: x.s, v: x.v, t: x.t, stale: false, owner: t }));
     for (const q of this.queues) q.push(queued);
   }
 

@@ -10,6 +10,12 @@
  * others down with it. Only the samples refused on their own are dropped (counted by
  * reason; a refused out-of-order/duplicate sample of a redelivered message is counted
  * as `duplicate`: it was written before by the aggregator that did not ack it).
+ *
+ * Native histogram samples: a receiver without native histograms (Prometheus 2.42
+ * without the feature flag: 500 "native histograms are disabled") refuses the whole
+ * request; its histogram samples are dropped (counted) and the rest resent at once.
+ * In `native_histograms: auto` the endpoint then stops sending them (logged once);
+ * with `never` (or after that) they are skipped — done with, neither sent nor dropped.
  */
 import { AggregatorMetrics } from './metrics';
 import { RemoteWriteClient, snappyCompress } from './remote-write';
@@ -60,11 +66,20 @@ export class RemoteWriteQueue {
   private idleWaiters: (() => void)[] = [];
   private roomWaiters: (() => void)[] = [];
   private flushing = false;
+  /** Native histogram samples are skipped (mode `never`, or `auto` after a refusal). */
+  private nativeOff: boolean;
   readonly endpoint: string;
 
   constructor(private readonly o: RemoteWriteQueueOptions) {
     this.endpoint = o.client.endpoint;
+    this.nativeOff = o.client.settings.native_histograms === 'never';
+    o.metrics.nativeHistograms.set({ endpoint: this.endpoint }, this.nativeOff ? 0 : 1);
     this.shards = Array.from({ length: o.client.settings.shards }, () => ({ queue: [], head: 0, inFlight: false, firstQueuedMs: 0 }));
+  }
+
+  /** True while native histogram samples are sent to this endpoint. */
+  get sendsNativeHistograms(): boolean {
+    return !this.nativeOff;
   }
 
   /** Samples queued or in flight. */
@@ -92,15 +107,22 @@ export class RemoteWriteQueue {
   push(samples: readonly Sample[]): void {
     const n = this.shards.length;
     const touched = new Set<Shard>();
+    let skipped = 0;
     for (const x of samples) {
+      if (x.s.native && this.nativeOff) {
+        skipped++;
+        continue;
+      }
       const sh = this.shards[x.s.hash % n]!;
       if (sh.queue.length === sh.head) sh.firstQueuedMs = this.o.nowMs();
       sh.queue.push(x);
       touched.add(sh);
     }
-    this.buffered += samples.length;
+    this.buffered += samples.length - skipped;
     this.o.metrics.queueSamples.set({ endpoint: this.endpoint }, this.buffered);
     for (const sh of touched) this.maybeSend(sh);
+    // Done with the skipped ones only now: an owner may finish (and ack) on the last of them.
+    if (skipped > 0) for (const x of samples) if (x.s.native) x.owner?.sampleDone(this.o.index);
   }
 
   /** Sends everything queued now, without waiting for deadlines. */
@@ -180,6 +202,12 @@ export class RemoteWriteQueue {
   /** Sends samples as one request; on a permanent rejection, bisects. Resolves when every sample is done (or aborted). */
   private async sendSamples(samples: Sample[]): Promise<void> {
     const { metrics: m, client, index } = this.o;
+    if (this.nativeOff && samples.some((x) => x.s.native)) {
+      // Queued before native histograms were turned off for this endpoint.
+      for (const x of samples) if (x.s.native) x.owner?.sampleDone(index);
+      samples = samples.filter((x) => !x.s.native);
+      if (samples.length === 0) return;
+    }
     const { groups, duplicates } = groupSamples(samples);
     if (duplicates.length > 0) this.drop(duplicates, 'duplicate_in_request');
     const n = groupedCount(groups);
@@ -200,6 +228,19 @@ export class RemoteWriteQueue {
     if (o.reason === 'aborted') return;
     const flat: Sample[] = [];
     for (const g of groups.values()) for (const x of g) flat.push(x);
+    if (o.reason === 'native_histograms_disabled') {
+      const rest = flat.filter((x) => !x.s.native);
+      if (rest.length < flat.length) {
+        this.drop(flat.filter((x) => x.s.native), o.reason);
+        if (client.settings.native_histograms === 'auto' && !this.nativeOff) {
+          this.nativeOff = true;
+          m.nativeHistograms.set({ endpoint: this.endpoint }, 0);
+          this.o.log.warn({ endpoint: this.endpoint, status: o.status, detail: o.detail }, 'remote_write receiver refuses native histograms; not sending them to this endpoint any more (native_histograms: auto; classic histograms continue)');
+        }
+        if (rest.length > 0) await this.sendSamples(rest);
+        return;
+      }
+    }
     if (flat.length === 1 || !BISECT_REASONS.has(o.reason)) {
       const x = flat[0]!;
       const reason = flat.length === 1 && DUPLICATE_REASONS.has(o.reason) && x.owner?.redelivered ? 'duplicate' : o.reason;

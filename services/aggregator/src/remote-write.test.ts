@@ -198,8 +198,11 @@ test('config: defaults, and remote-write reserved headers are refused by name', 
       max_buffered_samples: 200000,
       min_backoff: 30,
       max_backoff: 5000,
+      native_histograms: 'auto',
     },
   ]);
+  assert.throws(() => loadConfig(aggregatorConfigSchema, { text: 'remote_write:\n  - url: http://x/api/v1/write\n    native_histograms: yes\n', env: {} }), /remote_write\[0\]\.native_histograms: expected one of "auto", "always", "never"/);
+  assert.throws(() => loadConfig(aggregatorConfigSchema, { text: 'series: { native_histogram_schema: 9 }\n', env: {} }), /series\.native_histogram_schema/);
   assert.equal(cfg.skew_threshold, 1000);
   assert.throws(
     () => loadConfig(aggregatorConfigSchema, { text: 'remote_write:\n  - url: http://x/api/v1/write\n    bearer_token: t\n    basic_auth: { username: u, password: p }\n', env: {} }),

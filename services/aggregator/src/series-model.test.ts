@@ -76,19 +76,36 @@ test('duration histogram is cumulative per series; jitter is the stddev of the l
   assert.equal(convert(model, [at(4, 5n)]).get('probemesh_probe_duration_seconds_count'), 1, 'state restarts after the group is forgotten');
 });
 
-test('the hand-rolled WriteRequest encoder writes the same bytes as protobufjs', () => {
-  const model = new SeriesModel({ job: 'probemesh', buckets: [0.005, 0.5], jitterWindow: 3, maxSeries: 1000 });
-  const out: ModelSample[] = [];
-  const results = [0, 1, 2].flatMap((i) => [result({ startUnixNano: toULong(START + BigInt(i) * 1_000_000_000n), phases: [{ name: 'connect', durationNs: toULong(1000n) }] }), result({ target: 'https://ü.example/é', targetId: 'idu', success: false, failureCode: 'timeout', startUnixNano: toULong(START + BigInt(i) * 1_000_000_000n) })]);
-  model.convert({ prober: 'p1', results }, { labels: {}, samples: {} }, out);
-  const queued: QueuedSample[] = out.map((x) => ({ s: x.s, v: x.v, t: x.t, stale: false, owner: null }));
-  const { groups } = groupSamples(queued);
-  const series = [...groups].map(([s, g]) => ({ labels: [...s.labels], samples: g.map((x) => ({ value: x.v, timestampMs: x.t })) }));
-  const ours = encodeGrouped(groups);
-  const theirs = Buffer.from(prometheus.WriteRequest.encode(toWriteRequest(series)).finish());
-  assert.equal(ours.toString('hex'), theirs.toString('hex'));
-  assert.equal(prometheus.WriteRequest.decode(ours).timeseries.length, series.length);
-});
+for (const native of [false, true]) {
+  test(`the hand-rolled WriteRequest encoder writes the same bytes as protobufjs${native ? ' (with native histograms)' : ''}`, () => {
+    const model = new SeriesModel({ job: 'probemesh', buckets: [0.005, 0.5], jitterWindow: 3, maxSeries: 1000, native: native ? { schema: 3, zeroThreshold: 2.938735877055719e-39, maxBuckets: 160 } : null });
+    const out: ModelSample[] = [];
+    const results = [0, 1, 2].flatMap((i) => [
+      result({ startUnixNano: toULong(START + BigInt(i) * 1_000_000_000n), durationNs: toULong(BigInt(1 + i * 7_000_000)), phases: [{ name: 'connect', durationNs: toULong(1000n) }] }),
+      result({ target: 'https://ü.example/é', targetId: 'idu', success: false, failureCode: 'timeout', durationNs: toULong(BigInt(i) * 900_000_000n), startUnixNano: toULong(START + BigInt(i) * 1_000_000_000n) }),
+    ]);
+    model.convert({ prober: 'p1', results }, { labels: {}, samples: {} }, out);
+    const queued: QueuedSample[] = out.map((x) => ({ s: x.s, v: x.v, t: x.t, stale: false, owner: null, ...(x.h ? { h: x.h } : {}) }));
+    const { groups } = groupSamples(queued);
+    const series = [...groups].map(([s, g]) =>
+      s.native
+        ? { labels: [...s.labels], samples: [], histograms: g.map((x) => ({ histogram: x.h!.value, timestampMs: x.t })) }
+        : { labels: [...s.labels], samples: g.map((x) => ({ value: x.v, timestampMs: x.t })) },
+    );
+    assert.equal(series.filter((x) => x.histograms).length, native ? 2 : 0);
+    const ours = encodeGrouped(groups);
+    const theirs = Buffer.from(prometheus.WriteRequest.encode(toWriteRequest(series)).finish());
+    assert.equal(ours.toString('hex'), theirs.toString('hex'));
+    const decoded = prometheus.WriteRequest.decode(ours);
+    assert.equal(decoded.timeseries.length, series.length);
+    if (native) {
+      const h = decoded.timeseries.find((ts) => ts.labels!.some((l) => l.value === 'https://ü.example/é') && ts.histograms!.length > 0)!.histograms!;
+      assert.deepEqual(h.map((x) => Number(x.countInt)), [1, 2, 3]);
+      assert.equal(h[2]!.sum, 2.7);
+      assert.equal(Number(h[2]!.zeroCountInt), 1, 'the 0 s duration is in the zero bucket');
+    }
+  });
+}
 
 test('clock skew: gauge per prober, one warning per minute above the threshold', () => {
   const metrics = createAggregatorMetrics(new AnchoredClock(), { defaultMetrics: false });

@@ -10,6 +10,9 @@
  *   aggregator (a counter reset, which rate()/increase() handle). Every prober subject
  *   is consumed by exactly one aggregator at a time, so two aggregators never write
  *   the same counter series concurrently.
+ * - `probemesh_probe_duration_seconds` (no suffix) — the same durations as a native
+ *   (sparse, exponential) histogram, when `native` is set (some endpoint may send them):
+ *   one histogram sample per result, written to endpoints whose receiver accepts them.
  * - `probemesh_probe_jitter_seconds` — standard deviation of the last `jitter_window`
  *   probe durations of the series, to tell jitter from constant high latency.
  *
@@ -19,7 +22,18 @@
 import { targetId } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
 import { ConversionDrops, count, pointLabels, resultBaseLabels, resultPoints, ResultPoint, seconds, seriesKey, startMs } from './series';
-import { makeSeries, SeriesRef } from './write-request';
+import { encodeHistogram, EncodedHistogram, makeSeries, SeriesRef } from './write-request';
+import { NativeHistogramState } from './native-histogram';
+
+/** Native histogram settings of a {@link SeriesModel}. */
+export interface NativeHistogramOptions {
+  /** Initial schema (-4..8; 3 = buckets 2^(1/8) ≈ 9 % wide). */
+  schema: number;
+  /** Zero bucket width, seconds. */
+  zeroThreshold: number;
+  /** Most populated buckets per series; above it the schema is lowered. */
+  maxBuckets: number;
+}
 
 /** Options of a {@link SeriesModel}. */
 export interface SeriesModelOptions {
@@ -31,6 +45,8 @@ export interface SeriesModelOptions {
   jitterWindow: number;
   /** Most series (and derived states) kept; the oldest-created are forgotten first. */
   maxSeries: number;
+  /** Also produce native histogram samples (null/absent: classic histogram only). */
+  native?: NativeHistogramOptions | null;
 }
 
 /** A sample produced from a result (before queueing). */
@@ -41,10 +57,13 @@ export interface ModelSample {
   v: number;
   /** Timestamp, ms. */
   t: number;
+  /** Native histogram (samples of native series only). */
+  h?: EncodedHistogram;
 }
 
 /** Histogram and jitter state of one result series. */
 interface Derived {
+  native: NativeHistogramState | null;
   counts: Float64Array;
   sum: number;
   count: number;
@@ -89,7 +108,7 @@ export class SeriesModel {
       let cheap = `${instance}\xff${module}\xff${prober}\xff${r.zone || batch.zone || ''}\xff`;
       if (r.labels) for (const k in r.labels) cheap += `${k}\xfe${r.labels[k]}\xfe`;
       let base: ReturnType<typeof resultBaseLabels> | undefined;
-      const intern = (p: ResultPoint, ck: string): SeriesRef => {
+      const intern = (p: ResultPoint, ck: string, native = false): SeriesRef => {
         let s = this.byCheapKey.get(ck);
         if (s) return s;
         base ??= resultBaseLabels(r, { job: this.o.job }, drops, batch);
@@ -97,7 +116,7 @@ export class SeriesModel {
         const key = seriesKey(labels);
         s = this.byKey.get(key);
         if (!s) {
-          s = makeSeries(labels, group);
+          s = makeSeries(labels, group, native);
           this.byKey.set(key, s);
           let g = this.groups.get(group);
           if (!g) this.groups.set(group, (g = new Set()));
@@ -121,10 +140,11 @@ export class SeriesModel {
     this.evict();
   }
 
-  private derive(cheap: string, group: string, d: number, t: number, intern: (p: ResultPoint, ck: string) => SeriesRef, out: ModelSample[]): void {
+  private derive(cheap: string, group: string, d: number, t: number, intern: (p: ResultPoint, ck: string, native?: boolean) => SeriesRef, out: ModelSample[]): void {
     let st = this.derived.get(cheap);
     if (!st) {
-      st = { counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0, window: new Float64Array(this.o.jitterWindow), filled: 0, next: 0 };
+      const nh = this.o.native;
+      st = { native: nh ? new NativeHistogramState(nh.schema, nh.zeroThreshold, nh.maxBuckets) : null, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0, window: new Float64Array(this.o.jitterWindow), filled: 0, next: 0 };
       this.derived.set(cheap, st);
       let keys = this.derivedKeys.get(group);
       if (!keys) this.derivedKeys.set(group, (keys = new Set()));
@@ -141,6 +161,10 @@ export class SeriesModel {
     }
     out.push({ s: intern({ name: `${name}_sum`, value: 0 }, `${cheap}\x01${name}_sum`), v: st.sum, t });
     out.push({ s: intern({ name: `${name}_count`, value: 0 }, `${cheap}\x01${name}_count`), v: st.count, t });
+    if (st.native) {
+      st.native.observe(d);
+      out.push({ s: intern({ name, value: 0 }, `${cheap}\x01${name}\x01native`, true), v: 0, t, h: encodeHistogram(st.native.snapshot()) });
+    }
     st.window[st.next] = d;
     st.next = (st.next + 1) % st.window.length;
     st.filled = Math.min(st.filled + 1, st.window.length);

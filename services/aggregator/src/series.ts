@@ -5,6 +5,7 @@
  */
 import { probemesh, prometheus } from '@probemesh/proto';
 import { toBigInt } from '@probemesh/common';
+import type { NativeHistogram } from './native-histogram';
 
 /** A label pair. */
 export interface Label {
@@ -237,6 +238,8 @@ export interface TimeSeries {
   labels: Label[];
   /** Samples in timestamp order, one per timestamp. */
   samples: { value: number; timestampMs: number }[];
+  /** Native histogram samples in timestamp order (a series has samples or histograms). */
+  histograms?: { histogram: NativeHistogram; timestampMs: number }[];
 }
 
 /**
@@ -261,7 +264,7 @@ export function groupSeries(samples: Iterable<SeriesSample>): TimeSeries[] {
 /** Number of samples in `series`. */
 export function sampleCount(series: readonly TimeSeries[]): number {
   let n = 0;
-  for (const s of series) n += s.samples.length;
+  for (const s of series) n += s.samples.length + (s.histograms?.length ?? 0);
   return n;
 }
 
@@ -288,9 +291,27 @@ export function chunkSeries(series: readonly TimeSeries[], max: number): TimeSer
   return chunks;
 }
 
+/** A native histogram as a protobufjs `prometheus.IHistogram` (integer histogram, positive buckets). */
+export function toHistogramProto(h: NativeHistogram, timestampMs: number): prometheus.IHistogram {
+  return {
+    countInt: h.count,
+    sum: h.sum,
+    schema: h.schema,
+    zeroThreshold: h.zeroThreshold,
+    zeroCountInt: h.zeroCount,
+    positiveSpans: h.spans.map((sp) => ({ offset: sp.offset, length: sp.length })),
+    positiveDeltas: h.deltas,
+    timestamp: timestampMs,
+  };
+}
+
 /** Converts series to the remote-write protobuf message. */
 export function toWriteRequest(series: readonly TimeSeries[]): prometheus.IWriteRequest {
   return {
-    timeseries: series.map((s) => ({ labels: s.labels, samples: s.samples.map((x) => ({ value: x.value, timestamp: x.timestampMs })) })),
+    timeseries: series.map((s) => {
+      const ts: prometheus.ITimeSeries = { labels: s.labels, samples: s.samples.map((x) => ({ value: x.value, timestamp: x.timestampMs })) };
+      if (s.histograms?.length) ts.histograms = s.histograms.map((x) => toHistogramProto(x.histogram, x.timestampMs));
+      return ts;
+    }),
   };
 }

@@ -6,6 +6,7 @@
  * BENCHMARKS.md "Pipeline throughput") and produces the same bytes (tested).
  */
 import { Label, seriesKey } from './series';
+import { NativeHistogram } from './native-histogram';
 
 /** An interned series: its labels and their pre-encoded protobuf form. */
 export interface SeriesRef {
@@ -19,6 +20,8 @@ export interface SeriesRef {
   readonly hash: number;
   /** Group the series belongs to (target id + prober), for stale markers; '' when none. */
   readonly group: string;
+  /** True for a native histogram series: its samples (and stale markers) are written as `histograms`. */
+  readonly native: boolean;
   /** Newest sample timestamp queued for this series, ms (0 = none yet). */
   lastTs: number;
 }
@@ -35,6 +38,16 @@ export interface QueuedSample<T = unknown> {
   readonly stale: boolean;
   /** What to tell when the sample is done with (the delivery tracker); null for our own samples. */
   readonly owner: T | null;
+  /** The native histogram of a sample of a `native` series (absent for stale markers). */
+  readonly h?: EncodedHistogram;
+}
+
+/** A native histogram sample and its encoded `Histogram` fields (all but the timestamp). */
+export interface EncodedHistogram {
+  /** The histogram. */
+  readonly value: NativeHistogram;
+  /** `prometheus.Histogram` fields 1–14 as protobuf; the timestamp (15) is appended per request. */
+  readonly body: Buffer;
 }
 
 /** FNV-1a 32-bit hash of a string. */
@@ -88,10 +101,60 @@ export function encodeLabels(labels: readonly Label[]): Buffer {
 }
 
 /** Creates a SeriesRef for sorted `labels`. */
-export function makeSeries(labels: readonly Label[], group = ''): SeriesRef {
+export function makeSeries(labels: readonly Label[], group = '', native = false): SeriesRef {
   const key = seriesKey(labels);
-  return { key, labels, encodedLabels: encodeLabels(labels), hash: hash32(key), group, lastTs: 0 };
+  return { key, labels, encodedLabels: encodeLabels(labels), hash: hash32(key), group, native, lastTs: 0 };
 }
+
+/** Zigzag encoding of a signed integer (sint32/sint64), exact up to 2^52. */
+function zigzag(n: number): number {
+  return n >= 0 ? n * 2 : -n * 2 - 1;
+}
+
+/**
+ * Encodes a native histogram as `prometheus.Histogram` fields 1–14 (count_int, sum,
+ * schema, zero_threshold, zero_count_int, positive_spans, positive_deltas) in field
+ * order, as protobufjs writes them.
+ */
+export function encodeHistogram(h: NativeHistogram): EncodedHistogram {
+  const spanSizes = h.spans.map((sp) => 1 + varintSize(zigzag(sp.offset)) + 1 + varintSize(sp.length));
+  let deltasSize = 0;
+  for (const d of h.deltas) deltasSize += varintSize(zigzag(d));
+  let size = 1 + varintSize(h.count) + 9 + 1 + varintSize(zigzag(h.schema)) + 9 + 1 + varintSize(h.zeroCount);
+  for (const s of spanSizes) size += 1 + varintSize(s) + s;
+  if (h.deltas.length > 0) size += 1 + varintSize(deltasSize) + deltasSize;
+  const b = Buffer.allocUnsafe(size);
+  let p = 0;
+  b[p++] = 0x08;
+  p = writeVarint(b, p, h.count);
+  b[p++] = 0x19;
+  b.writeDoubleLE(h.sum, p);
+  p += 8;
+  b[p++] = 0x20;
+  p = writeVarint(b, p, zigzag(h.schema));
+  b[p++] = 0x29;
+  b.writeDoubleLE(h.zeroThreshold, p);
+  p += 8;
+  b[p++] = 0x30;
+  p = writeVarint(b, p, h.zeroCount);
+  h.spans.forEach((sp, i) => {
+    b[p++] = 0x5a;
+    p = writeVarint(b, p, spanSizes[i]!);
+    b[p++] = 0x08;
+    p = writeVarint(b, p, zigzag(sp.offset));
+    b[p++] = 0x10;
+    p = writeVarint(b, p, sp.length);
+  });
+  if (h.deltas.length > 0) {
+    b[p++] = 0x62;
+    p = writeVarint(b, p, deltasSize);
+    for (const d of h.deltas) p = writeVarint(b, p, zigzag(d));
+  }
+  return { value: h, body: b };
+}
+
+/** A native histogram stale marker: count_int 0, sum = the staleness NaN (what Prometheus itself sends). */
+const STALE_HISTOGRAM_BODY = Buffer.from([0x08, 0x00, 0x19, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0x7f]);
 
 /** Samples of one request grouped by series, each series' samples in timestamp order. */
 export type GroupedSamples<T> = Map<SeriesRef, QueuedSample<T>[]>;
@@ -128,13 +191,27 @@ export function groupSamples<T>(samples: readonly QueuedSample<T>[]): { groups: 
 const STALE_HI = 0x7ff00000;
 const STALE_LO = 0x00000002;
 
-/** Encodes grouped samples as an (uncompressed) `prometheus.WriteRequest`. */
+function histogramBody<T>(x: QueuedSample<T>): Buffer {
+  if (x.stale || !x.h) return STALE_HISTOGRAM_BODY;
+  return x.h.body;
+}
+
+/**
+ * Encodes grouped samples as an (uncompressed) `prometheus.WriteRequest`. Samples of
+ * a `native` series go to its `histograms` (field 4, a stale marker as a histogram
+ * whose sum is the staleness NaN), the others to `samples` (field 2).
+ */
 export function encodeGrouped<T>(groups: GroupedSamples<T>): Buffer {
   let total = 0;
   const sizes: number[] = [];
   for (const [s, g] of groups) {
     let size = s.encodedLabels.length;
-    for (const x of g) size += 2 + 10 + varintSize(x.t);
+    if (s.native) {
+      for (const x of g) {
+        const inner = histogramBody(x).length + 1 + varintSize(x.t);
+        size += 1 + varintSize(inner) + inner;
+      }
+    } else for (const x of g) size += 2 + 10 + varintSize(x.t);
     sizes.push(size);
     total += 1 + varintSize(size) + size;
   }
@@ -146,6 +223,17 @@ export function encodeGrouped<T>(groups: GroupedSamples<T>): Buffer {
     buf[p++] = 0x0a;
     p = writeVarint(buf, p, size);
     p += s.encodedLabels.copy(buf, p);
+    if (s.native) {
+      for (const x of g) {
+        const body = histogramBody(x);
+        buf[p++] = 0x22;
+        p = writeVarint(buf, p, body.length + 1 + varintSize(x.t));
+        p += body.copy(buf, p);
+        buf[p++] = 0x78;
+        p = writeVarint(buf, p, x.t);
+      }
+      continue;
+    }
     for (const x of g) {
       buf[p++] = 0x12;
       buf[p++] = 10 + varintSize(x.t);
