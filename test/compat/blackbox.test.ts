@@ -103,8 +103,6 @@ function pending(ids: readonly string[], metrics: readonly string[], why: string
   for (const id of ids) for (const m of metrics) PENDING_PROBER_FIXES.set(`${id}:${m}`, why);
 }
 pending(['http 204, valid_status_codes [200,204]'], ['probe_http_content_length'], 'ours reports the Content-Length header of a 204 (10); Go/blackbox report 0: a 204 has no body (RFC 9110 8.6)');
-pending(['dns no answer (timeout)', 'dns refused port'], ['probe_dns_answer_rrs', 'probe_dns_authority_rrs', 'probe_dns_additional_rrs'], 'blackbox always answers the rr counts (0 without a reply); ours omits them');
-pending(['dns answer fail_if_all_match', 'dns answer fail_if_all_match, one of two'], ['probe_success'], 'blackbox 0.23 validRRs fails when NOT every RR matches fail_if_all_match_regexp; ours fails when every RR matches');
 const GRPC_IDS = ['grpc "" SERVING', 'grpc SERVING', 'grpc NOT_SERVING', 'grpc status UNKNOWN', 'grpc unknown service (NOT_FOUND)', 'grpc refused', 'grpc TLS, CA file', 'grpc TLS, untrusted'];
 pending(GRPC_IDS, ['probe_ssl_earliest_cert_expiry'], 'blackbox always answers probe_ssl_earliest_cert_expiry on grpc (0 without TLS); ours never does');
 pending(['grpc unknown service (NOT_FOUND)', 'grpc refused', 'grpc TLS, untrusted'], ['probe_grpc_healthcheck_response'], 'blackbox answers the four serving_status series (all 0) when the check fails; ours omits them');

@@ -59,14 +59,54 @@ describe('dns probe (zoo DNS server)', () => {
     assert.match(notAll.failureMessage, /192\.0\.2\.2/);
     const matches = await probe(zoo.target, 'query_name: ok.zoo.test\nquery_type: TXT\nvalidate_answer_rrs:\n  fail_if_matches_regexp: ["spf1"]');
     assert.equal(matches.failureCode, FailureCodes.DNS_ANSWER_REGEX);
-    const all = await probe(zoo.target, 'query_name: ok.zoo.test\nquery_type: A\nvalidate_answer_rrs:\n  fail_if_all_match_regexp: ["^ok\\\\.zoo\\\\.test\\\\."]');
-    assert.equal(all.failureCode, FailureCodes.DNS_ANSWER_REGEX);
     const none = await probe(zoo.target, 'query_name: ok.zoo.test\nquery_type: MX\nvalidate_additional_rrs:\n  fail_if_none_matches_regexp: ["192\\\\.0\\\\.2\\\\.99"]');
     assert.equal(none.failureCode, FailureCodes.DNS_ANSWER_REGEX);
     assert.match(none.failureMessage, /additional/);
     const authority = await probe(zoo.target, 'query_name: nope.zoo.test\nvalid_rcodes: [NXDOMAIN]\nvalidate_authority_rrs:\n  fail_if_none_matches_regexp: ["SOA\\tns1\\\\.zoo\\\\.test\\\\. .* 2024010101 "]');
     assert.equal(authority.success, true, authority.failureMessage);
     assert.equal(gauge(authority, 'probe_dns_authority_rrs'), 1);
+  });
+
+  it('validate_*_rrs rule by rule exactly as blackbox 0.23 validRRs (answers 192.0.2.1 and 192.0.2.2)', async () => {
+    const A = 'query_name: ok.zoo.test\nquery_type: A\n';
+    const cases: [string, boolean][] = [
+      // fail_if_matches_regexp: fails when any record matches any regexp.
+      ['validate_answer_rrs: {fail_if_matches_regexp: ["192\\\\.0\\\\.2\\\\.2$"]}', false],
+      ['validate_answer_rrs: {fail_if_matches_regexp: ["198\\\\.51"]}', true],
+      // fail_if_all_match_regexp: blackbox fails when NOT every record matches every regexp.
+      ['validate_answer_rrs: {fail_if_all_match_regexp: ["\\tIN\\tA\\t192\\\\.0\\\\.2\\\\."]}', true],
+      ['validate_answer_rrs: {fail_if_all_match_regexp: ["\\t192\\\\.0\\\\.2\\\\.1$"]}', false],
+      ['validate_answer_rrs: {fail_if_all_match_regexp: ["^ok\\\\.", "192\\\\.0\\\\.2\\\\.[12]$"]}', true],
+      ['validate_answer_rrs: {fail_if_all_match_regexp: ["^ok\\\\.", "\\\\.1$"]}', false],
+      // fail_if_not_matches_regexp: fails when some record misses some regexp.
+      ['validate_answer_rrs: {fail_if_not_matches_regexp: ["^ok\\\\.zoo\\\\.test\\\\.\\t300\\tIN\\tA\\t192\\\\.0\\\\.2\\\\.[12]$"]}', true],
+      ['validate_answer_rrs: {fail_if_not_matches_regexp: ["^ok\\\\.", "\\\\.1$"]}', false],
+      // fail_if_none_matches_regexp: fails when no record matches any regexp.
+      ['validate_answer_rrs: {fail_if_none_matches_regexp: ["198\\\\.51", "\\\\.2$"]}', true],
+      ['validate_answer_rrs: {fail_if_none_matches_regexp: ["198\\\\.51"]}', false],
+      // An empty section (authority): not_matches and none_matches fail, all_match and matches pass.
+      ['validate_authority_rrs: {fail_if_not_matches_regexp: ["."]}', false],
+      ['validate_authority_rrs: {fail_if_none_matches_regexp: ["."]}', false],
+      ['validate_authority_rrs: {fail_if_all_match_regexp: ["x"]}', true],
+      ['validate_authority_rrs: {fail_if_matches_regexp: ["."]}', true],
+    ];
+    for (const [rule, success] of cases) {
+      const o = await probe(zoo.target, A + rule);
+      assert.equal(o.success, success, `${rule}: ${o.failureMessage}`);
+      if (!success) assert.equal(o.failureCode, FailureCodes.DNS_ANSWER_REGEX, rule);
+    }
+    const notAll = await probe(zoo.target, `${A}validate_answer_rrs: {fail_if_all_match_regexp: ["\\\\.1$"]}`);
+    assert.match(notAll.failureMessage, /not every answer record matches fail_if_all_match_regexp: ".*192\.0\.2\.2" does not match/);
+  });
+
+  it('SOA query: probe_dns_serial from the answer, 0 when the answer has no SOA', async () => {
+    const o = await probe(zoo.target, 'query_name: zoo.test\nquery_type: SOA\ntransport_protocol: tcp');
+    assert.equal(o.success, true, o.failureMessage);
+    assert.equal(gauge(o, 'probe_dns_serial'), 2024010101);
+    const nx = await probe(zoo.target, 'query_name: nope.zoo.test\nquery_type: SOA');
+    assert.equal(nx.failureCode, FailureCodes.DNS_NXDOMAIN);
+    assert.equal(gauge(nx, 'probe_dns_serial'), 0);
+    assert.equal(gauge(await probe(zoo.target, 'query_name: ok.zoo.test\nquery_type: A'), 'probe_dns_serial'), undefined);
   });
 
   it('NXDOMAIN → dns_nxdomain (query still succeeded), valid_rcodes makes it a success', async () => {
@@ -92,6 +132,7 @@ describe('dns probe (zoo DNS server)', () => {
       const took = Number(clock.monoNs() - start) / 1e6;
       assert.equal(o.failureCode, FailureCodes.DNS_TIMEOUT, transport);
       assert.equal(gauge(o, 'probe_dns_query_succeeded'), 0);
+      for (const n of ['probe_dns_answer_rrs', 'probe_dns_authority_rrs', 'probe_dns_additional_rrs']) assert.equal(gauge(o, n), 0, `${n} answered as 0 without a reply, like blackbox`);
       assert.ok(took >= 190 && took < 1_500, `${transport} took ${took} ms`);
       const sum = o.phases.reduce((s, p) => s + p.durationNs, 0n);
       assert.ok(Number(sum) / 1e6 >= 190, `phases cover the wait (${sum})`);
@@ -103,7 +144,9 @@ describe('dns probe (zoo DNS server)', () => {
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
     const port = (s.address() as AddressInfo).port;
     await new Promise<void>((r) => s.close(() => r()));
-    assert.equal((await probe(`127.0.0.1:${port}`, 'query_name: ok.zoo.test')).failureCode, FailureCodes.CONNECT_REFUSED);
+    const udp = await probe(`127.0.0.1:${port}`, 'query_name: ok.zoo.test');
+    assert.equal(udp.failureCode, FailureCodes.CONNECT_REFUSED);
+    assert.equal(gauge(udp, 'probe_dns_answer_rrs'), 0);
     assert.equal((await probe(`127.0.0.1:${port}`, 'query_name: ok.zoo.test\ntransport_protocol: tcp')).failureCode, FailureCodes.CONNECT_REFUSED);
   });
 

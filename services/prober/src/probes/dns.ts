@@ -23,12 +23,16 @@ import { handshake } from './tls-client';
 import { prepareTls, tlsConfigSchema } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
+/**
+ * blackbox 0.23 `validate_*_rrs` (prober/dns.go validRRs), each rule as blackbox applies
+ * it to the records' text (miekg/dns String()): see {@link checkRecords}.
+ */
 const rrValidation = (section: string) =>
   obj({
-    fail_if_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if any ${section} record matches one of these. @default []` }),
-    fail_if_all_match_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if all ${section} records (at least one) match one of these. @default []` }),
-    fail_if_not_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if any ${section} record does not match one of these. @default []` }),
-    fail_if_none_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if no ${section} record matches one of these (also when there are none). @default []` }),
+    fail_if_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if any ${section} record matches any of these. @default []` }),
+    fail_if_all_match_regexp: list(goRegExpSchema(), { default: [], doc: `Fail unless every ${section} record matches every one of these (blackbox 0.23 behaviour, despite the name; no record passes). @default []` }),
+    fail_if_not_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if any ${section} record does not match one of these, or there is no ${section} record. @default []` }),
+    fail_if_none_matches_regexp: list(goRegExpSchema(), { default: [], doc: `Fail if no ${section} record matches any of these (also when there is none). @default []` }),
   });
 
 /** Options of a `dns` probe module (blackbox `dns:` block). */
@@ -73,13 +77,29 @@ const compile = (v: RrValidation): CompiledValidation => ({
   noneMatches: v.fail_if_none_matches_regexp.map((r) => goRegExp(r)),
 });
 
-/** blackbox `validRRs`: the first violated rule as a message, or undefined. */
+/**
+ * blackbox 0.23 `validRRs`: the first violated rule as a message, or undefined.
+ * - no record: fails with fail_if_not_matches_regexp or fail_if_none_matches_regexp set;
+ * - then per record, in order: fail if it matches any fail_if_matches_regexp, or fails to
+ *   match any fail_if_not_matches_regexp;
+ * - at the end: fail if some record missed some fail_if_all_match_regexp (blackbox fails
+ *   when NOT all match, whatever the name says), or no record matched any
+ *   fail_if_none_matches_regexp.
+ */
 export function checkRecords(rrs: readonly DnsRecord[], v: CompiledValidation, section: string): string | undefined {
   const texts = rrs.map((r) => r.text ?? '');
-  for (const re of v.matches) for (const t of texts) if (re.test(t)) return `${section} record ${JSON.stringify(t)} matches fail_if_matches_regexp ${re.source}`;
-  for (const re of v.allMatch) if (texts.length > 0 && texts.every((t) => re.test(t))) return `all ${section} records match fail_if_all_match_regexp ${re.source}`;
-  for (const re of v.notMatches) for (const t of texts) if (!re.test(t)) return `${section} record ${JSON.stringify(t)} does not match fail_if_not_matches_regexp ${re.source}`;
-  for (const re of v.noneMatches) if (!texts.some((t) => re.test(t))) return `no ${section} record matches fail_if_none_matches_regexp ${re.source}`;
+  if (texts.length === 0 && v.notMatches.length > 0) return `fail_if_not_matches_regexp set but no ${section} record returned`;
+  if (texts.length === 0 && v.noneMatches.length > 0) return `fail_if_none_matches_regexp set but no ${section} record returned`;
+  let notAll: { text: string; re: RegExp } | undefined;
+  let anyMatch = false;
+  for (const t of texts) {
+    for (const re of v.matches) if (re.test(t)) return `${section} record ${JSON.stringify(t)} matches fail_if_matches_regexp ${re.source}`;
+    if (!notAll) for (const re of v.allMatch) if (!re.test(t)) notAll = { text: t, re };
+    for (const re of v.notMatches) if (!re.test(t)) return `${section} record ${JSON.stringify(t)} does not match fail_if_not_matches_regexp ${re.source}`;
+    if (!anyMatch) anyMatch = v.noneMatches.some((re) => re.test(t));
+  }
+  if (notAll) return `not every ${section} record matches fail_if_all_match_regexp: ${JSON.stringify(notAll.text)} does not match ${notAll.re.source}`;
+  if (v.noneMatches.length > 0 && !anyMatch) return `no ${section} record matches fail_if_none_matches_regexp ${v.noneMatches.map((r) => r.source).join(', ')}`;
   return undefined;
 }
 
@@ -102,10 +122,17 @@ async function runDns(opts: DnsProbeOptions, prep: Prepared, target: ProbeTarget
   const marks: (bigint | undefined)[] = [undefined, undefined, undefined];
   const gauges: GaugeValue[] = [];
   let succeeded = 0;
+  // Like blackbox: the record counts are answered on every probe, 0 without a reply.
+  let counts: readonly [number, number, number] = [0, 0, 0];
   const outcome = (code: FailureCode | '', message: string): ProbeOutcome => {
     const end = marks[2] ?? clock.monoNs();
     const phases = phasesFromMarks(DNS_PHASES, t0, marks, end);
-    gauges.push({ name: 'probe_dns_query_succeeded', value: succeeded });
+    gauges.push(
+      { name: 'probe_dns_query_succeeded', value: succeeded },
+      { name: 'probe_dns_answer_rrs', value: counts[0] },
+      { name: 'probe_dns_authority_rrs', value: counts[1] },
+      { name: 'probe_dns_additional_rrs', value: counts[2] },
+    );
     return { success: code === '', failureCode: code, failureMessage: message, phases, httpStatusCode: 0, httpVersion: 0, gauges };
   };
 
@@ -144,13 +171,12 @@ async function runDns(opts: DnsProbeOptions, prep: Prepared, target: ProbeTarget
   if ('code' in reply) return outcome(reply.code, `${server}: ${reply.message}`);
   marks[2] = clock.monoNs();
   succeeded = 1;
-  gauges.push(
-    { name: 'probe_dns_answer_rrs', value: reply.answers.length },
-    { name: 'probe_dns_authority_rrs', value: reply.authority.length },
-    { name: 'probe_dns_additional_rrs', value: reply.additional.length },
-  );
-  const soa = reply.answers.find((r) => r.type === DNS_TYPES.SOA);
-  if (soa?.text) gauges.push({ name: 'probe_dns_serial', value: Number(soa.text.split('\t')[4]?.split(' ')[2] ?? 0) });
+  counts = [reply.answers.length, reply.authority.length, reply.additional.length];
+  // blackbox: for an SOA query, the serial of the (last) SOA answer; 0 when none (NXDOMAIN, …).
+  if (opts.query_type === 'SOA') {
+    const soa = reply.answers.filter((r) => r.type === DNS_TYPES.SOA).pop();
+    gauges.push({ name: 'probe_dns_serial', value: Number(soa?.text?.split('\t')[4]?.split(' ')[2] ?? 0) || 0 });
+  }
 
   if (!prep.validRcodes.has(reply.rcode)) {
     const code = reply.rcode === DNS_RCODES.NXDOMAIN ? FailureCodes.DNS_NXDOMAIN : FailureCodes.DNS_RCODE;
