@@ -192,6 +192,8 @@ export interface StartNatsClusterOptions {
   procs?: Procs;
   /** Extra lines appended to every node's config file. */
   extraConfig?: string;
+  /** JetStream file store limit per node (nats-server size syntax). @default "2GB" */
+  maxFileStore?: string;
   /** @default 30000 */
   startTimeoutMs?: number;
 }
@@ -206,6 +208,7 @@ interface Jsz {
  */
 export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}): Promise<NatsCluster> {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`startNatsCluster: n must be a positive integer, got ${n}`);
+  if (opts.maxFileStore !== undefined && !/^\d+(K|M|G|T)?B?$/i.test(opts.maxFileStore)) throw new RangeError(`startNatsCluster: maxFileStore must be a size like "8GB", got ${JSON.stringify(opts.maxFileStore)}`);
   const binary = findBinary('nats-server', NATS_PACKAGE);
   const dir = await tempDir('nats-cluster');
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
@@ -226,7 +229,7 @@ export async function startNatsCluster(n = 3, opts: StartNatsClusterOptions = {}
             `server_name: "${name}"`,
             `listen: "127.0.0.1:${p.client}"`,
             `http: "127.0.0.1:${p.monitor}"`,
-            `jetstream { store_dir: "${join(dir, name)}", max_memory_store: 256MB, max_file_store: 2GB }`,
+            `jetstream { store_dir: "${join(dir, name)}", max_memory_store: 256MB, max_file_store: ${opts.maxFileStore ?? '2GB'} }`,
             `cluster {`,
             `  name: "${clusterName}"`,
             `  listen: "127.0.0.1:${p.route}"`,
