@@ -1,21 +1,43 @@
 /**
- * gRPC probe (blackbox `prober: grpc`): one `grpc.health.v1.Health/Check` call for
- * `service` over a fresh channel (like blackbox, so connect and TLS are paid every
- * time), plaintext or TLS, with optional metadata. Target: `host:port`, or a URL
+ * gRPC probe (blackbox `prober: grpc`): one `grpc.health.v1.Health/Check` unary call for
+ * `service` over a fresh connection (like blackbox, so connect and TLS are paid every
+ * time), plaintext (h2c, prior knowledge) or TLS (ALPN h2), with optional metadata.
+ * Target: `host[:port]` (port 80, or 443 with TLS, when absent, as blackbox), or a URL
  * (`https://` turns TLS on, as in blackbox).
  *
+ * Why not grpc-js: it owns its sockets, so the probe could not read the TLS version or
+ * the peer certificates (blackbox answers probe_tls_version_info and
+ * probe_ssl_last_chain_info on grpc) nor verify the peer itself; and it sets an IP
+ * literal as TLS servername (Node warns, DEP0123). The call is small enough to speak on
+ * node:http2 over our own TCP dial and TLS handshake (tls-info.ts: SNI only for names,
+ * our own verification, the same TLS gauges as the http and tcp probes): HEADERS with
+ * `content-type: application/grpc`, one length-prefixed message, the status from the
+ * trailers (or a Trailers-Only response), HTTP statuses mapped to gRPC codes as the gRPC
+ * spec says (doc/http-grpc-status-mapping.md).
+ *
+ * Metrics as blackbox 0.23 answers them (prober/grpc.go): probe_grpc_status_code,
+ * probe_grpc_ssl and probe_ssl_earliest_cert_expiry on every probe (0 when unknown), the
+ * four probe_grpc_healthcheck_response{serving_status} series once the check was tried
+ * (all 0 when it failed), and over TLS probe_tls_version_info and
+ * probe_ssl_last_chain_info. Differences on purpose: probe_grpc_ssl is 1 when the call
+ * went over a verified TLS connection (blackbox: only when the call returned a health
+ * response); the TLS details are kept when the certificate fails verification (issue 3),
+ * where blackbox answers probe_ssl_earliest_cert_expiry 0; probe_tls_cipher_info is ours.
+ *
  * Phases (blackbox probe_grpc_duration_seconds names): resolve → address known (0 for
- * an IP literal); check → the call (connect + TLS + HTTP/2 + request + reply; grpc-js
- * does not expose the sub-steps).
+ * an IP literal); check → the call (connect + TLS + HTTP/2 + request + reply).
  */
-import { isIP } from 'node:net';
-import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
+import { isIP, Socket } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import { bool, Infer, obj, record, str } from '@probemesh/common';
-import { FailureCode, FailureCodes } from './failure';
+import { dialTcp } from './dial';
+import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { decodeHealthResponse, encodeHealthRequest, HEALTH_CHECK_PATH, SERVING_STATUSES } from './grpc-health';
 import { phasesFromMarks } from './phases';
 import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
-import { prepareTls, PreparedTls, tlsConfigSchema, verifyName } from './tls-info';
+import { prepareTls, PreparedTls, skipNodeIdentityCopy, tlsConfigSchema, tlsConnectOptions, tlsGauges, verifyPeer } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
 /** Options of a `grpc` probe module (blackbox `grpc:` block + `metadata`). */
@@ -34,86 +56,246 @@ export type GrpcProbeOptions = Infer<typeof grpcProbeSchema>;
 /** Phase names of the grpc probe, in order. */
 export const GRPC_PHASES = ['resolve', 'check'] as const;
 
+/** gRPC status codes used here (google.rpc.Code). */
+export const GrpcStatus = { OK: 0, CANCELLED: 1, UNKNOWN: 2, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+const STATUS_NAMES: readonly string[] = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+
+/** The gRPC code of an HTTP status without grpc-status (gRPC spec: HTTP to gRPC status code mapping). */
+export function grpcStatusOfHttp(status: number): number {
+  if (status === 400) return GrpcStatus.INTERNAL;
+  if (status === 401) return GrpcStatus.UNAUTHENTICATED;
+  if (status === 403) return GrpcStatus.PERMISSION_DENIED;
+  if (status === 404) return GrpcStatus.UNIMPLEMENTED;
+  if (status === 429 || status === 502 || status === 503 || status === 504) return GrpcStatus.UNAVAILABLE;
+  return GrpcStatus.UNKNOWN;
+}
+
+/** The gRPC code of a stream reset by the server without a status (gRPC spec: RST_STREAM mapping). */
+function grpcStatusOfRst(code: number): number {
+  if (code === http2.constants.NGHTTP2_REFUSED_STREAM) return GrpcStatus.UNAVAILABLE;
+  if (code === http2.constants.NGHTTP2_CANCEL) return GrpcStatus.CANCELLED;
+  if (code === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM) return GrpcStatus.RESOURCE_EXHAUSTED;
+  if (code === http2.constants.NGHTTP2_INADEQUATE_SECURITY) return GrpcStatus.PERMISSION_DENIED;
+  return GrpcStatus.INTERNAL;
+}
+
 /** Creates a grpc probe. */
 export function grpcProbe(options: GrpcProbeOptions, deps: { resolveAll?: ResolveAllFn } = {}): Probe {
   const prep = { resolveAll: deps.resolveAll ?? systemResolveAll, tls: prepareTls(options.tls_config) };
   return { kind: 'grpc', run: (target, signal, ctx) => runGrpc(options, prep, target, signal, ctx) };
 }
 
-function credentials(tls: PreparedTls): grpc.ChannelCredentials {
-  const o = tls.options;
-  const buf = (v: unknown): Buffer | null => (Buffer.isBuffer(v) ? v : null);
-  return grpc.credentials.createSsl(buf(o.ca), buf(o.key), buf(o.cert), { rejectUnauthorized: !tls.config.insecure_skip_verify });
+/** The end of a call: a gRPC status (with the health status when OK), or a transport failure. */
+type CallResult =
+  | { kind: 'status'; code: number; message: string; serving?: number }
+  | { kind: 'transport'; failure: FailureCode; message: string };
+
+/** gRPC's percent-encoded grpc-message. */
+function decodeGrpcMessage(v: unknown): string {
+  const s = Array.isArray(v) ? String(v[0] ?? '') : v === undefined ? '' : String(v);
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
-/** Maps a failed call to a failure code: grpc-js puts the socket/TLS error in `details`. */
-function callFailure(err: grpc.ServiceError): FailureCode {
-  if (err.code === grpc.status.NOT_FOUND) return FailureCodes.GRPC_UNKNOWN_SERVICE;
-  if (err.code === grpc.status.DEADLINE_EXCEEDED || err.code === grpc.status.CANCELLED) return FailureCodes.TIMEOUT;
-  const d = err.details ?? '';
-  if (err.code === grpc.status.UNAVAILABLE) {
-    if (/ECONNREFUSED/.test(d)) return FailureCodes.CONNECT_REFUSED;
-    if (/ECONNRESET|socket hang up|closed/i.test(d)) return FailureCodes.RESET;
-    if (/self[- ]signed|unable to verify|unable to get (local )?issuer/i.test(d)) return FailureCodes.TLS_UNTRUSTED;
-    if (/certificate has expired|not yet valid/i.test(d)) return FailureCodes.TLS_CERT_EXPIRED;
-    if (/Hostname\/IP does not match|altnames/i.test(d)) return FailureCodes.TLS_CERT_HOSTNAME;
-    if (/SSL|TLS|handshake|wrong version/i.test(d)) return FailureCodes.TLS_HANDSHAKE;
+/** The one response message of a unary call from the DATA bytes (5-byte prefix + message). */
+function responseMessage(data: Buffer, encoding: string | undefined): Buffer | string {
+  if (data.length < 5) return data.length === 0 ? 'the server sent no response message' : `truncated message prefix (${data.length} bytes)`;
+  const len = data.readUInt32BE(1);
+  if (data.length < 5 + len) return `truncated response message (${data.length - 5} of ${len} bytes)`;
+  const body = data.subarray(5, 5 + len);
+  if (data[0] === 0) return body;
+  try {
+    if (encoding === 'gzip') return gunzipSync(body);
+    if (encoding === 'deflate') return inflateSync(body);
+  } catch (err) {
+    return `decompressing the response (${encoding}): ${(err as Error).message}`;
   }
-  return FailureCodes.GRPC_ERROR;
+  return `compressed response with unsupported grpc-encoding ${JSON.stringify(encoding ?? '')}`;
 }
+
+/** One Health/Check call on an HTTP/2 session over `sock`; resolves, never rejects; the caller destroys the socket. */
+function healthCheck(sock: Socket, scheme: 'http' | 'https', authority: string, service: string, metadata: Readonly<Record<string, string>>, timeoutMs: number, signal: AbortSignal): Promise<CallResult> {
+  return new Promise<CallResult>((resolve) => {
+    let done = false;
+    let session: http2.ClientHttp2Session | undefined;
+    const finish = (r: CallResult): void => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener('abort', onAbort);
+      session?.destroy();
+      resolve(r);
+    };
+    const transport = (what: string) => (err: Error): void => {
+      const code = failureCodeOf(err);
+      finish({ kind: 'transport', failure: code === FailureCodes.ERROR ? FailureCodes.GRPC_ERROR : code, message: `${what}: ${err.message}` });
+    };
+    const onAbort = (): void => finish({ kind: 'transport', failure: FailureCodes.TIMEOUT, message: 'timeout waiting for the Health/Check reply' });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    session = http2.connect(`${scheme}://${authority}`, { createConnection: () => sock });
+    session.on('error', transport('HTTP/2 connection'));
+    const headers: http2.OutgoingHttpHeaders = { ...metadata };
+    Object.assign(headers, {
+      ':method': 'POST',
+      ':scheme': scheme,
+      ':path': HEALTH_CHECK_PATH,
+      ':authority': authority,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': `${Math.min(99_999_999, Math.max(1, timeoutMs))}m`,
+      'user-agent': 'probemesh-prober grpc-health',
+    });
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request(headers);
+    } catch (err) {
+      // e.g. a metadata key HTTP/2 forbids (connection, upgrade, …)
+      return finish({ kind: 'transport', failure: FailureCodes.ERROR, message: `request headers: ${(err as Error).message}` });
+    }
+    const request = encodeHealthRequest(service);
+    const frame = Buffer.alloc(5 + request.length);
+    frame.writeUInt32BE(request.length, 1);
+    request.copy(frame, 5);
+    req.end(frame);
+
+    let responseHeaders: http2.IncomingHttpHeaders | undefined;
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (responseHeaders = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', transport('HTTP/2 stream'));
+    req.on('close', () => {
+      if (done) return;
+      // A status in the trailers, or in the headers of a Trailers-Only response.
+      const statusHeader = trailers?.['grpc-status'] ?? responseHeaders?.['grpc-status'];
+      if (statusHeader !== undefined) {
+        const code = Number(statusHeader);
+        const message = decodeGrpcMessage(trailers?.['grpc-message'] ?? responseHeaders?.['grpc-message']);
+        if (!Number.isInteger(code) || code < 0) return finish({ kind: 'status', code: GrpcStatus.INTERNAL, message: `malformed grpc-status ${JSON.stringify(statusHeader)}` });
+        if (code !== GrpcStatus.OK) return finish({ kind: 'status', code, message });
+        const enc = responseHeaders?.['grpc-encoding'];
+        const msg = responseMessage(Buffer.concat(chunks), Array.isArray(enc) ? enc[0] : enc);
+        if (typeof msg === 'string') return finish({ kind: 'status', code: GrpcStatus.INTERNAL, message: msg });
+        try {
+          return finish({ kind: 'status', code: GrpcStatus.OK, message: '', serving: decodeHealthResponse(msg) });
+        } catch (err) {
+          return finish({ kind: 'status', code: GrpcStatus.INTERNAL, message: `malformed HealthCheckResponse: ${(err as Error).message}` });
+        }
+      }
+      // No response and the connection is gone (closed by the peer, not an HTTP/2 peer): Node
+      // resets the stream itself (CANCEL); only a reset on a live connection is the server's.
+      if (responseHeaders === undefined && (session!.destroyed || session!.closed || sock.destroyed)) return finish({ kind: 'transport', failure: FailureCodes.RESET, message: 'the connection closed before a response (not a gRPC server?)' });
+      const httpStatus = Number(responseHeaders?.[':status'] ?? 0);
+      if (httpStatus !== 0 && httpStatus !== 200) return finish({ kind: 'status', code: grpcStatusOfHttp(httpStatus), message: `HTTP status ${httpStatus} without grpc-status` });
+      if (req.rstCode !== undefined && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) return finish({ kind: 'status', code: grpcStatusOfRst(req.rstCode), message: `stream reset by the server (HTTP/2 error ${req.rstCode})` });
+      if (responseHeaders === undefined) return finish({ kind: 'transport', failure: FailureCodes.RESET, message: 'the connection closed before a response' });
+      finish({ kind: 'status', code: GrpcStatus.INTERNAL, message: 'the server closed the stream without a grpc-status' });
+    });
+  });
+}
+
+type TlsResult = { ok: true; socket: TLSSocket; gauges: GaugeValue[] } | { ok: false; code: FailureCode; message: string; gauges: GaugeValue[] };
+
+/** TLS over `socket` offering ALPN h2 (gRPC needs it), verified by us (tls-info.ts); resolves, never rejects. */
+function handshakeH2(socket: Socket, host: string, tls: PreparedTls, signal: AbortSignal): Promise<TlsResult> {
+  return new Promise<TlsResult>((resolve) => {
+    const s = tlsConnect({ ...tlsConnectOptions(tls, host, ['h2']), socket });
+    skipNodeIdentityCopy(s);
+    const done = (r: TlsResult): void => {
+      s.removeListener('secureConnect', onOk);
+      s.removeListener('error', onErr);
+      signal.removeEventListener('abort', onAbort);
+      if (!r.ok) s.destroy();
+      resolve(r);
+    };
+    const onOk = (): void => {
+      const gauges = tlsGauges(s, tls);
+      const bad = verifyPeer(s, tls, host);
+      // A server without ALPN gets HTTP/2 all the same (as grpc-go did in blackbox 0.23).
+      done(bad ? { ok: false, code: bad.code, message: `TLS: ${bad.message}`, gauges } : { ok: true, socket: s, gauges });
+    };
+    const onErr = (err: Error): void => done({ ok: false, code: failureCodeOf(err, 'tls'), message: `TLS handshake: ${err.message}`, gauges: [] });
+    const onAbort = (): void => done({ ok: false, code: FailureCodes.TIMEOUT, message: 'timeout during the TLS handshake', gauges: [] });
+    s.once('secureConnect', onOk);
+    s.once('error', onErr);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** blackbox's grpc gauges come from this set of TLS gauges (no last-chain expiry on grpc). */
+const GRPC_TLS_GAUGES = new Set(['probe_tls_version_info', 'probe_tls_cipher_info', 'probe_ssl_earliest_cert_expiry', 'probe_ssl_last_chain_info']);
 
 async function runGrpc(opts: GrpcProbeOptions, prep: { resolveAll: ResolveAllFn; tls: PreparedTls }, target: ProbeTarget, signal: AbortSignal, ctx: ProbeContext): Promise<ProbeOutcome> {
   const clock = ctx.clock;
   const t0 = clock.monoNs();
   const marks: (bigint | undefined)[] = [undefined, undefined];
   const gauges: GaugeValue[] = [];
-  let statusCode = -1;
+  // What blackbox answers on every probe, 0 until known.
+  let statusCode = 0;
+  let ssl = 0;
+  let tls: GaugeValue[] = [];
+  let checked = false;
   let serving = -1;
+  let socketInfo: ProbeOutcome['socketInfo'];
   const outcome = (code: FailureCode | '', message: string): ProbeOutcome => {
-    if (statusCode >= 0) gauges.push({ name: 'probe_grpc_status_code', value: statusCode });
-    if (serving >= 0) for (const [i, s] of SERVING_STATUSES.entries()) gauges.push({ name: 'probe_grpc_healthcheck_response', value: i === serving ? 1 : 0, labels: { serving_status: s } });
-    return { success: code === '', failureCode: code, failureMessage: message, phases: phasesFromMarks(GRPC_PHASES, t0, marks, marks[1] ?? clock.monoNs()), httpStatusCode: 0, httpVersion: 0, gauges };
+    gauges.push({ name: 'probe_grpc_status_code', value: statusCode }, { name: 'probe_grpc_ssl', value: ssl });
+    const kept = tls.filter((g) => GRPC_TLS_GAUGES.has(g.name));
+    if (!kept.some((g) => g.name === 'probe_ssl_earliest_cert_expiry')) gauges.push({ name: 'probe_ssl_earliest_cert_expiry', value: 0 });
+    gauges.push(...kept);
+    if (checked) for (const [i, s] of SERVING_STATUSES.entries()) gauges.push({ name: 'probe_grpc_healthcheck_response', value: i === serving ? 1 : 0, labels: { serving_status: s } });
+    const phases = phasesFromMarks(GRPC_PHASES, t0, marks, marks[1] ?? clock.monoNs());
+    return { success: code === '', failureCode: code, failureMessage: message, phases, httpStatusCode: 0, httpVersion: 0, gauges, socketInfo };
   };
 
-  const hp = parseHostPort(target.url, /^https:/i.test(target.url) ? 443 : /^http:/i.test(target.url) ? 80 : undefined);
-  if (!hp) return outcome(FailureCodes.INVALID_TARGET, `invalid gRPC target ${JSON.stringify(target.url)} (want host:port or a URL)`);
   const useTls = opts.tls || /^https:/i.test(target.url);
+  const hp = parseHostPort(target.url, useTls ? 443 : 80);
+  if (!hp) return outcome(FailureCodes.INVALID_TARGET, `invalid gRPC target ${JSON.stringify(target.url)} (want host[:port] or a URL)`);
   const addr = await resolveAddress(hp.host, opts.preferred_ip_protocol, opts.ip_protocol_fallback, prep.resolveAll, signal);
   if (!addr.ok) return outcome(addr.code, addr.message);
   gauges.push(...addressGauges(addr));
   marks[0] = isIP(hp.host) ? t0 : clock.monoNs();
-  gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 }, { name: 'probe_grpc_ssl', value: useTls ? 1 : 0 });
+  gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 });
+  checked = true;
 
-  const address = addr.family === 6 ? `ipv6:[${addr.address}]:${hp.port}` : `ipv4:${addr.address}:${hp.port}`;
-  const channelOptions: grpc.ChannelOptions = { 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.enable_retries': 0, 'grpc.use_local_subchannel_pool': 1 };
-  if (useTls) channelOptions['grpc.ssl_target_name_override'] = verifyName(prep.tls, hp.host);
-  channelOptions['grpc.default_authority'] = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
-  const client = new grpc.Client(address, useTls ? credentials(prep.tls) : grpc.credentials.createInsecure(), channelOptions);
-  const md = new grpc.Metadata();
-  for (const [k, v] of Object.entries(opts.metadata)) md.set(k, v);
-  try {
-    const reply = await new Promise<{ err: grpc.ServiceError | null; status?: number }>((resolve) => {
-      if (signal.aborted) return resolve({ err: Object.assign(new Error('timeout'), { code: grpc.status.DEADLINE_EXCEEDED, details: 'timeout', metadata: new grpc.Metadata() }) });
-      const call = client.makeUnaryRequest(HEALTH_CHECK_PATH, (r: { service: string }) => encodeHealthRequest(r.service), decodeHealthResponse, { service: opts.service }, md, { deadline: Date.now() + target.timeoutMs }, (err, status) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve({ err, status });
-      });
-      const onAbort = (): void => call.cancel();
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    if (reply.err) {
-      statusCode = reply.err.code;
-      marks[1] = signal.aborted ? undefined : clock.monoNs();
-      const code = signal.aborted ? FailureCodes.TIMEOUT : callFailure(reply.err);
-      const what = code === FailureCodes.GRPC_UNKNOWN_SERVICE ? `health service does not know ${JSON.stringify(opts.service)}` : `Health/Check failed`;
-      return outcome(code, `${what}: ${grpc.status[reply.err.code] ?? reply.err.code}: ${reply.err.details}`);
+  const authority = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+  const startMonoNs = clock.monoNs();
+  let sock: Socket | undefined;
+  // A connection that failed below gRPC: UNAVAILABLE, like grpc-go.
+  const unavailable = (code: FailureCode, message: string): ProbeOutcome => {
+    statusCode = code === FailureCodes.TIMEOUT || code === FailureCodes.CONNECT_TIMEOUT ? GrpcStatus.DEADLINE_EXCEEDED : GrpcStatus.UNAVAILABLE;
+    if (!signal.aborted) marks[1] = clock.monoNs();
+    return outcome(code, `Health/Check ${STATUS_NAMES[statusCode]}: ${message}`);
+  };
+  const call = async (): Promise<ProbeOutcome> => {
+    const dialed = await dialTcp({ address: addr.address, family: addr.family, port: hp.port }, signal);
+    if (!dialed.ok) return unavailable(dialed.code, dialed.message);
+    sock = dialed.socket;
+    socketInfo = { localPort: sock.localPort, remoteAddress: addr.address, remotePort: hp.port, startMonoNs, endMonoNs: startMonoNs };
+    if (useTls) {
+      const hs = await handshakeH2(sock, hp.host, prep.tls, signal);
+      tls = hs.gauges;
+      if (!hs.ok) return unavailable(hs.code, hs.message);
+      ssl = 1;
+      sock = hs.socket;
     }
+    const r = await healthCheck(sock, useTls ? 'https' : 'http', authority, opts.service, opts.metadata, target.timeoutMs, signal);
+    if (r.kind === 'transport') return unavailable(r.failure, r.message);
     marks[1] = clock.monoNs();
-    statusCode = grpc.status.OK;
-    serving = reply.status ?? 0;
+    statusCode = r.code;
+    if (r.code === GrpcStatus.NOT_FOUND) return outcome(FailureCodes.GRPC_UNKNOWN_SERVICE, `health service does not know ${JSON.stringify(opts.service)}: NOT_FOUND: ${r.message}`);
+    if (r.code !== GrpcStatus.OK) return outcome(FailureCodes.GRPC_ERROR, `Health/Check failed: ${STATUS_NAMES[r.code] ?? r.code}: ${r.message}`);
+    serving = r.serving ?? 0;
     if (serving !== 1) return outcome(FailureCodes.GRPC_NOT_SERVING, `service ${JSON.stringify(opts.service)} is ${SERVING_STATUSES[serving] ?? `status ${serving}`}`);
     return outcome('', '');
-  } finally {
-    client.close();
-  }
+  };
+  const o = await call();
+  (sock as Socket | undefined)?.destroy();
+  // After destroy(): the kernel saw the connection inside [startMonoNs, endMonoNs] (eBPF join).
+  return socketInfo ? { ...o, socketInfo: { ...socketInfo, endMonoNs: clock.monoNs() } } : o;
 }
