@@ -308,10 +308,12 @@ async function main() {
     const js = nc.jetstream();
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(STREAM_RESULTS);
-    const seen = new Map(); // target → Float64 start ms list
+    // Per target one array of numbers (µs since `started`) × 16 + prober index: compact enough
+    // for millions of results; equal neighbours after sorting are duplicates.
+    const seen = new Map();
+    const proberIdx = new Map(probers.map((p, i) => [p.id, i]));
+    const baseUs = started * 1000;
     let results = 0;
-    let unique = 0;
-    const keys = new Set();
     const byProber = {};
     // A plain pull consumer (no acks) read from the first message to the last sequence.
     const ci = await jsm.consumers.add(STREAM_RESULTS, { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: 60e9, max_batch: 1000 });
@@ -326,20 +328,30 @@ async function main() {
         const batch = probemesh.v1.ResultBatch.decode(m.data);
         for (const r of batch.results) {
           results++;
-          const start = toNumber(r.startUnixNano);
-          const key = `${r.targetId}\n${r.prober}\n${start}`;
-          if (keys.has(key)) continue;
-          keys.add(key);
-          unique++;
-          byProber[r.prober] = (byProber[r.prober] ?? 0) + 1;
+          const idx = proberIdx.get(r.prober);
+          if (idx === undefined) throw new Error(`result from unknown prober ${JSON.stringify(r.prober)}`);
           let l = seen.get(r.targetId);
           if (!l) seen.set(r.targetId, (l = []));
-          l.push({ ms: start / 1e6, prober: r.prober });
+          l.push(Math.round(toNumber(r.startUnixNano) / 1e3 - baseUs) * 16 + idx);
         }
       }
       if (!got) throw new Error(`reading PM_RESULTS: no message after sequence ${lastSeq} of ${info.state.last_seq}`);
     }
-    keys.clear();
+    let unique = 0;
+    for (const [id, l] of seen) {
+      const sorted = Float64Array.from(l).sort();
+      let n = 0;
+      for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[n++] = sorted[i];
+      const u = sorted.subarray(0, n);
+      seen.set(id, u);
+      unique += n;
+      for (const v of u) {
+        const p = probers[v % 16].id;
+        byProber[p] = (byProber[p] ?? 0) + 1;
+      }
+    }
+    const msOf = (v) => started + Math.floor(v / 16) / 1000;
+    const proberOf = (v) => probers[v % 16].id;
     log(`stream: ${info.state.messages} messages, ${results} results (${unique} unique) from ${seen.size} targets`);
     const endS = Date.now() / 1000;
     const rangeS = Math.ceil(endS - started / 1000 + 60);
@@ -352,21 +364,29 @@ async function main() {
     const victimGaps = [];
     const measuredFrom = runStart;
     const measuredTo = runEnd;
+    let inWindow = 0;
     for (const [, l] of seen) {
-      l.sort((a, b) => a.ms - b.ms);
       let max = 0;
-      for (let i = 1; i < l.length; i++) if (l[i].ms >= measuredFrom && l[i].ms <= measuredTo) max = Math.max(max, l[i].ms - l[i - 1].ms);
-      gapAll.push(max);
-      if (killMs !== undefined) {
-        const before = l.filter((x) => x.ms < killMs);
-        if (before.at(-1)?.prober === victim.id) {
-          const next = l.find((x) => x.ms >= killMs && x.prober !== victim.id);
-          victimGaps.push({ gap: next ? next.ms - before.at(-1).ms : Infinity, fromKill: next ? next.ms - killMs : Infinity });
+      let lastVictimBefore;
+      let lastBefore;
+      let nextOther;
+      for (let i = 0; i < l.length; i++) {
+        const ms = msOf(l[i]);
+        if (ms >= measuredFrom && ms < measuredTo) inWindow++;
+        if (i > 0 && ms >= measuredFrom && ms <= measuredTo) max = Math.max(max, ms - msOf(l[i - 1]));
+        if (killMs !== undefined) {
+          if (ms < killMs) {
+            lastBefore = l[i];
+            if (proberOf(l[i]) === victim.id) lastVictimBefore = ms;
+          } else if (nextOther === undefined && proberOf(l[i]) !== victim.id) nextOther = ms;
         }
+      }
+      gapAll.push(max);
+      if (killMs !== undefined && lastBefore !== undefined && proberOf(lastBefore) === victim.id) {
+        victimGaps.push({ gap: nextOther !== undefined ? nextOther - lastVictimBefore : Infinity, fromKill: nextOther !== undefined ? nextOther - killMs : Infinity });
       }
     }
     const expected = Math.round(((measuredTo - measuredFrom) / INTERVAL_MS) * TARGETS);
-    const inWindow = [...seen.values()].reduce((a, l) => a + l.filter((x) => x.ms >= measuredFrom && x.ms < measuredTo).length, 0);
 
     // ---- summaries ----
     const pSnaps = probers.filter((p) => p.first && p.last);
@@ -388,7 +408,7 @@ async function main() {
     const missedTotal = pSnaps.reduce((a, p) => a + p.last.missed - p.first.missed, 0);
     Object.assign(out, {
       duration_s: (runEnd - runStart) / 1000,
-      probes_per_s: probesTotal / ((runEnd - runStart) / 1000),
+      results_per_s: inWindow / ((measuredTo - measuredFrom) / 1000),
       target_probes_per_s: (TARGETS * 1000) / INTERVAL_MS,
       success_ratio: probesTotal ? okTotal / probesTotal : 0,
       scheduler: { lag_p50_ms: histQuantile(lag, 0.5) * 1000, lag_p99_ms: histQuantile(lag, 0.99) * 1000, missed_slots: missedTotal, missed_ratio: missedTotal / Math.max(1, probesTotal + missedTotal) },
@@ -419,7 +439,7 @@ async function main() {
 function report(o) {
   const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
   console.log(`\nscale ${o.label}: ${o.config.TARGETS} targets at ${o.config.INTERVAL_MS} ms, ${o.config.PROBERS} probers, ${o.config.AGGREGATORS} aggregators, ${f(o.duration_s)} s`);
-  console.log(`probes/s ${f(o.probes_per_s)} of ${f(o.target_probes_per_s)} wanted; success ${f(o.success_ratio * 100, 2)} %; scheduler lag p50 ${f(o.scheduler.lag_p50_ms, 1)} ms p99 ${f(o.scheduler.lag_p99_ms, 1)} ms; missed slots ${f(o.scheduler.missed_slots)} (${f(o.scheduler.missed_ratio * 100, 2)} %)`);
+  console.log(`results/s ${f(o.results_per_s)} of ${f(o.target_probes_per_s)} wanted; success ${f(o.success_ratio * 100, 2)} %; scheduler lag p50 ${f(o.scheduler.lag_p50_ms, 1)} ms p99 ${f(o.scheduler.lag_p99_ms, 1)} ms; missed slots ${f(o.scheduler.missed_slots)} (${f(o.scheduler.missed_ratio * 100, 2)} %)`);
   console.log(`coverage ${f(o.coverage.ratio * 100, 2)} % of ${f(o.coverage.expected_results_in_window)} expected results; per-target max gap p50 ${f(o.coverage.max_gap_per_target_ms.p50)} ms p99 ${f(o.coverage.max_gap_per_target_ms.p99)} ms`);
   if (o.kill) console.log(`kill -9 ${o.kill.prober} at ${f(o.kill.at_s)} s: ${o.kill.targets} targets, first result from another prober after p50 ${f(o.kill.from_kill_ms.p50)} ms / max ${f(o.kill.from_kill_ms.max)} ms; gap p50 ${f(o.kill.gap_ms.p50)} max ${f(o.kill.gap_ms.max)} ms`);
   console.log(`backlog (JetStream pending) max ${f(o.backlog_messages.max)} msgs, last ${f(o.backlog_messages.last)}, slope in 2nd half ${f(o.backlog_messages.slope_second_half_per_min, 1)} msgs/min; remote storage lag p50 ${f(o.storage_lag_s.p50, 1)} s max ${f(o.storage_lag_s.max, 1)} s; drain after stop ${f(o.drain_after_stop_s)} s`);
