@@ -124,6 +124,10 @@ describe('grpc probe (zoo health server)', () => {
     assert.deepEqual(servingGauges(o), { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 0, SERVICE_UNKNOWN: 0 });
     const viaUrl = await probe(`https://${secure.target}`, `tls_config:\n  ca_file: ${certs.caFile}`);
     assert.equal(viaUrl.success, true, viaUrl.failureMessage);
+    const named = await probe(secure.target, `${trusted}\n  server_name: zoo.test`);
+    assert.equal(named.success, true, named.failureMessage);
+    const wrongName = await probe(secure.target, `${trusted}\n  server_name: other.test`);
+    assert.equal(wrongName.failureCode, FailureCodes.TLS_CERT_HOSTNAME, wrongName.failureMessage);
     const untrusted = await probe(secure.target, 'tls: true');
     assert.equal(untrusted.failureCode, FailureCodes.TLS_UNTRUSTED, untrusted.failureMessage);
     assert.equal(gauge(untrusted, 'probe_grpc_ssl'), 0, 'no verified TLS connection');

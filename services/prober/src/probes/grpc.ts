@@ -37,7 +37,7 @@ import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { decodeHealthResponse, encodeHealthRequest, HEALTH_CHECK_PATH, SERVING_STATUSES } from './grpc-health';
 import { phasesFromMarks } from './phases';
 import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
-import { prepareTls, PreparedTls, skipNodeIdentityCopy, tlsConfigSchema, tlsConnectOptions, tlsGauges, verifyPeer } from './tls-info';
+import { prepareTls, PreparedTls, skipNodeIdentityCopy, tlsConfigSchema, tlsConnectOptions, tlsGauges, verifyName, verifyPeer } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
 /** Options of a `grpc` probe module (blackbox `grpc:` block + `metadata`). */
@@ -136,7 +136,11 @@ function healthCheck(sock: Socket, scheme: 'http' | 'https', authority: string, 
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
 
-    session = http2.connect(`${scheme}://${authority}`, { createConnection: () => sock });
+    try {
+      session = http2.connect(`${scheme}://${authority}`, { createConnection: () => sock });
+    } catch (err) {
+      return finish({ kind: 'transport', failure: FailureCodes.INVALID_TARGET, message: `HTTP/2 connection to ${authority}: ${(err as Error).message}` });
+    }
     session.on('error', transport('HTTP/2 connection'));
     const headers: http2.OutgoingHttpHeaders = { ...metadata };
     Object.assign(headers, {
@@ -263,7 +267,10 @@ async function runGrpc(opts: GrpcProbeOptions, prep: { resolveAll: ResolveAllFn;
   gauges.push({ name: 'probe_dns_lookup_time_seconds', value: Number(marks[0] - t0) / 1e9 });
   checked = true;
 
-  const authority = `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+  // grpc-go (blackbox) sends the TLS server name (server_name, else the host) as :authority
+  // over TLS, host:port in plaintext.
+  const bracket = (h: string): string => (h.includes(':') ? `[${h}]` : h);
+  const authority = useTls ? bracket(verifyName(prep.tls, hp.host)) : `${bracket(hp.host)}:${hp.port}`;
   const startMonoNs = clock.monoNs();
   let sock: Socket | undefined;
   // A connection that failed below gRPC: UNAVAILABLE, like grpc-go.
