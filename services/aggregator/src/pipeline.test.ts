@@ -258,3 +258,29 @@ test('native_histograms always: each refusal drops (and counts) the histogram sa
   assert.deepEqual(t0.map((x) => Number(x.countInt)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   assert.ok(t0.every((x) => x.schema === 3 && x.positiveSpans!.length === 1 && Number(x.positiveDeltas![0]) === Number(x.countInt)), 'all 1 ms durations in one bucket');
 });
+
+test('a redelivered message\'s native histogram samples behind their series are not sent (no out-of-order bisection) and count as duplicate', async () => {
+  // Like Prometheus 2.42: no out-of-order window for native histograms.
+  const newest = new Map<string, number>();
+  const r = receiver((q) => {
+    for (const ts of q.timeseries) {
+      const key = JSON.stringify(ts.labels);
+      for (const h of ts.histograms ?? []) {
+        if (toNumber(h.timestamp) <= (newest.get(key) ?? -Infinity)) return { status: 400, body: 'out of order sample' };
+      }
+    }
+    for (const ts of q.timeseries) for (const h of ts.histograms ?? []) newest.set(JSON.stringify(ts.labels), toNumber(h.timestamp));
+    return { status: 204 };
+  });
+  const { source, metrics, pipeline } = setup([r.fn], [{ native_histograms: 'always' }], 1_000_000, { native: true });
+  const ds = [delivery(1, 2), delivery(2, 2), delivery(3, 2)];
+  source.queue.push(...ds);
+  await until(() => ds.every((d) => d.acks === 1));
+  const again = delivery(2, 2, { redelivered: true });
+  source.queue.push(again);
+  await until(() => again.acks === 1);
+  await pipeline.stop(1000);
+  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/duplicate': 2 });
+  assert.deepEqual(await counter(metrics.bisections), {});
+  assert.equal(r.requests.filter((q) => histogramsIn(q) > 0).reduce((n, q) => n + histogramsIn(q), 0), 6);
+});

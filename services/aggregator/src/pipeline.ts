@@ -70,8 +70,8 @@ export class ResultPipeline {
   private readonly sources = new Map<string, Attached>();
   private readonly workingTimer: NodeJS.Timeout;
   private heldSamples = 0;
-  /** Running average of samples per message (sizes pulls). */
-  private avgSamples = 50;
+  /** Running average of samples per message (sizes pulls); 0 until the first message. */
+  private avgSamples = 0;
   private roomWaiters: (() => void)[] = [];
   private stopped = false;
 
@@ -132,8 +132,11 @@ export class ResultPipeline {
       if (signal.aborted) break;
       // Ask only for this loop's share of what fits (by the average message size so
       // far): all loops together overshoot the bound by at most one message each.
+      // Until a message was seen, pull one at a time: a first pull sized on a guess can
+      // bring far more than fits, and a pull whose messages arrive after its client-side
+      // expiry (the event loop busy with the others) loses them until ack_wait.
       const share = this.room() / Math.max(1, this.sources.size);
-      const max = Math.max(1, Math.min(this.o.fetchBatch, Math.floor(share / this.avgSamples)));
+      const max = this.avgSamples === 0 ? 1 : Math.max(1, Math.min(this.o.fetchBatch, Math.floor(share / this.avgSamples)));
       let n = 0;
       try {
         for await (const d of source.pull(max, signal)) {
@@ -181,7 +184,7 @@ export class ResultPipeline {
     model.convert(d.batch, drops, samples);
     m.resultsReceived.inc(d.batch.results?.length ?? 0);
     m.samplesIn.inc(samples.length);
-    this.avgSamples = Math.max(1, this.avgSamples * 0.9 + samples.length * 0.1);
+    this.avgSamples = this.avgSamples === 0 ? Math.max(1, samples.length) : Math.max(1, this.avgSamples * 0.9 + samples.length * 0.1);
     m.series.set(model.seriesCount);
     for (const [reason, n] of Object.entries(drops.labels)) m.labelsDropped.inc({ reason }, n ?? 0);
     for (const [reason, n] of Object.entries(drops.samples)) m.samplesDropped.inc({ endpoint: '', reason }, n ?? 0);

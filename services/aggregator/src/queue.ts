@@ -19,7 +19,7 @@
  */
 import { AggregatorMetrics } from './metrics';
 import { RemoteWriteClient, snappyCompress } from './remote-write';
-import { encodeGrouped, groupedCount, groupSamples, QueuedSample } from './write-request';
+import { encodeGrouped, groupedCount, groupSamples, QueuedSample, SeriesRef } from './write-request';
 import { Logger } from '@probemesh/common';
 
 /** What a queue reports back about a sample's owner (a delivery tracker). */
@@ -68,6 +68,8 @@ export class RemoteWriteQueue {
   private flushing = false;
   /** Native histogram samples are skipped (mode `never`, or `auto` after a refusal). */
   private nativeOff: boolean;
+  /** Newest timestamp queued per native histogram series (Prometheus 2.42 has no out-of-order window for them). */
+  private readonly nativeNewest = new WeakMap<SeriesRef, number>();
   readonly endpoint: string;
 
   constructor(private readonly o: RemoteWriteQueueOptions) {
@@ -108,21 +110,36 @@ export class RemoteWriteQueue {
     const n = this.shards.length;
     const touched = new Set<Shard>();
     let skipped = 0;
+    let behind: Sample[] | undefined;
     for (const x of samples) {
       if (x.s.native && this.nativeOff) {
         skipped++;
         continue;
+      }
+      if (x.s.native) {
+        // A histogram sample at or before one already queued for its series (a redelivered
+        // message) would be refused as out of order, costing a bisection per sample.
+        if (x.t <= (this.nativeNewest.get(x.s) ?? -Infinity)) {
+          (behind ??= []).push(x);
+          continue;
+        }
+        this.nativeNewest.set(x.s, x.t);
       }
       const sh = this.shards[x.s.hash % n]!;
       if (sh.queue.length === sh.head) sh.firstQueuedMs = this.o.nowMs();
       sh.queue.push(x);
       touched.add(sh);
     }
-    this.buffered += samples.length - skipped;
+    this.buffered += samples.length - skipped - (behind?.length ?? 0);
     this.o.metrics.queueSamples.set({ endpoint: this.endpoint }, this.buffered);
     for (const sh of touched) this.maybeSend(sh);
     // Done with the skipped ones only now: an owner may finish (and ack) on the last of them.
     if (skipped > 0) for (const x of samples) if (x.s.native) x.owner?.sampleDone(this.o.index);
+    if (behind) {
+      const dup = behind.filter((x) => x.owner?.redelivered);
+      if (dup.length > 0) this.drop(dup, 'duplicate');
+      if (dup.length < behind.length) this.drop(behind.filter((x) => !x.owner?.redelivered), 'out_of_order');
+    }
   }
 
   /** Sends everything queued now, without waiting for deadlines. */
