@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { FailureCode, failureCodeOf } from './failure';
-import { PreparedTls, tlsConnectOptions, tlsGauges, verifyPeer } from './tls-info';
+import { PreparedTls, skipNodeIdentityCopy, tlsConnectOptions, tlsGauges, verifyPeer } from './tls-info';
 import { GaugeValue } from './types';
 
 /** A handshake's result: the TLS socket (and gauges) or why it failed. `code` 'timeout' = aborted. */
@@ -21,6 +21,7 @@ export function handshake(socket: Socket, host: string, tls: PreparedTls, signal
   return new Promise<Handshake>((resolve) => {
     if (head && head.length > 0) socket.unshift(head);
     const s = tlsConnect({ ...tlsConnectOptions(tls, host), socket });
+    skipNodeIdentityCopy(s);
     const done = (r: Handshake): void => {
       s.removeListener('secureConnect', onOk);
       s.removeListener('error', onErr);
@@ -29,7 +30,7 @@ export function handshake(socket: Socket, host: string, tls: PreparedTls, signal
       resolve(r);
     };
     const onOk = (): void => {
-      const gauges = tlsGauges(s);
+      const gauges = tlsGauges(s, tls);
       const bad = verifyPeer(s, tls, host);
       done(bad ? { ok: false, code: bad.code, message: `TLS: ${bad.message}`, gauges } : { ok: true, socket: s, gauges });
     };

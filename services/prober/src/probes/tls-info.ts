@@ -8,9 +8,10 @@
  * verification fails, so `probe_ssl_earliest_cert_expiry` is reported for an expired
  * certificate too (blackbox drops it then), and the failure has a precise code.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { checkServerIdentity, ConnectionOptions, createSecureContext, DetailedPeerCertificate, PeerCertificate, SecureContext, SecureVersion, TLSSocket } from 'node:tls';
+import { ConnectionOptions, createSecureContext, PeerCertificate, rootCertificates, SecureContext, SecureVersion, TLSSocket } from 'node:tls';
 import { addIssue, bool, Infer, obj, optional, str } from '@probemesh/common';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { GaugeValue } from './types';
@@ -54,8 +55,26 @@ export interface PreparedTls {
    * root store each time, which costs more CPU than the handshake itself.
    */
   readonly secureContext: SecureContext;
-  /** Chain expiry by leaf fingerprint (bounded): walking the chain costs ~0.5 ms, leaves rarely change. */
-  readonly chainExpiry: Map<string, number>;
+  /**
+   * What is derived from a leaf certificate alone (chain expiry, chain-info labels, name
+   * checks), by SHA-256 fingerprint (bounded): a probe then reads the leaf, hashes it and
+   * looks it up; the rest is computed once per new leaf.
+   */
+  readonly leaves: Map<string, LeafInfo>;
+  /** `tls.connect` options by host and ALPN list (bounded), see {@link tlsConnectOptions}. */
+  readonly connectOptions: Map<string, Readonly<ConnectionOptions>>;
+  /** The trust anchors as X509Certificates, parsed on the first new leaf (chain walk). */
+  anchors?: readonly X509Certificate[];
+}
+
+/** What a leaf certificate gives, computed once per fingerprint. */
+export interface LeafInfo {
+  /** Earliest notAfter over the chain (seconds), Infinity when unknown. */
+  readonly earliestExpiry: number;
+  /** probe_ssl_last_chain_info labels. */
+  readonly chainInfo: Readonly<Record<string, string>>;
+  /** Host-name check results: name → undefined (match) or the mismatch message. */
+  readonly names: Map<string, string | undefined>;
 }
 
 /** Reads the files of `cfg`; throws (a configuration error) when one cannot be read. */
@@ -68,7 +87,7 @@ export function prepareTls(cfg: TlsConfig): PreparedTls {
     minVersion: cfg.min_version !== undefined ? TLS_VERSIONS[cfg.min_version] : undefined,
     maxVersion: cfg.max_version !== undefined ? TLS_VERSIONS[cfg.max_version] : undefined,
   };
-  return { config: cfg, options, secureContext: createSecureContext(options), chainExpiry: new Map() };
+  return { config: cfg, options, secureContext: createSecureContext(options), leaves: new Map(), connectOptions: new Map() };
 }
 
 /** The name checked against the certificate: `server_name`, else the target host. */
@@ -76,11 +95,23 @@ export function verifyName(tls: PreparedTls, host: string): string {
   return tls.config.server_name ?? host;
 }
 
-/** `tls.connect` options for `host` (SNI only for names, never IP literals). */
-export function tlsConnectOptions(tls: PreparedTls, host: string, alpn?: string[]): ConnectionOptions {
-  const name = verifyName(tls, host);
-  // Node would check the name itself (against "localhost" when SNI is absent); verifyPeer does it.
-  return { secureContext: tls.secureContext, rejectUnauthorized: false, servername: isIP(name) ? undefined : name, ALPNProtocols: alpn, checkServerIdentity: () => undefined };
+/**
+ * `tls.connect` options for `host` (SNI only for names, never IP literals), built once per
+ * host and ALPN list: the probe's connect then spreads a ready object.
+ */
+export function tlsConnectOptions(tls: PreparedTls, host: string, alpn?: string[]): Readonly<ConnectionOptions> {
+  const key = alpn ? `${host}\n${alpn.join(',')}` : host;
+  let o = tls.connectOptions.get(key);
+  if (o === undefined) {
+    const name = verifyName(tls, host);
+    // Node would check the name itself (against "localhost" when SNI is absent); verifyPeer does it.
+    // ALPN in wire format once (Node converts a string[] on every connect).
+    const ALPNProtocols = alpn ? Buffer.concat(alpn.map((p) => Buffer.concat([Buffer.from([Buffer.byteLength(p)]), Buffer.from(p)]))) : undefined;
+    o = Object.freeze({ secureContext: tls.secureContext, rejectUnauthorized: false, servername: isIP(name) ? undefined : name, ALPNProtocols, checkServerIdentity: () => undefined });
+    if (tls.connectOptions.size >= CACHE_MAX) tls.connectOptions.clear();
+    tls.connectOptions.set(key, o);
+  }
+  return o;
 }
 
 /** A failed verification: code and message. */
@@ -105,93 +136,177 @@ export function verifyPeer(sock: TLSSocket, tls: PreparedTls, host: string): Tls
   const name = verifyName(tls, host);
   const leaf = peerLeaf(sock);
   if (!leaf) return { code: FailureCodes.TLS_HANDSHAKE, message: 'the server sent no certificate' };
-  const err = checkServerIdentity(name, leaf);
-  if (err) return { code: FailureCodes.TLS_CERT_HOSTNAME, message: `certificate does not match ${name}: ${err.message}` };
-  return undefined;
+  const info = leafInfo(leaf, tls);
+  let mismatch = info.names.get(name);
+  if (!info.names.has(name)) {
+    mismatch = nameMismatch(leaf, name);
+    if (info.names.size >= 64) info.names.clear();
+    info.names.set(name, mismatch);
+  }
+  return mismatch === undefined ? undefined : { code: FailureCodes.TLS_CERT_HOSTNAME, message: `certificate does not match ${name}: ${mismatch}` };
 }
 
-const CHAIN_CACHE_MAX = 1024;
+/** Go's VerifyHostname: IP literals against IP SANs, names against DNS SANs (one-label wildcards, no CN). */
+function nameMismatch(leaf: X509Certificate, name: string): string | undefined {
+  const bare = name.replace(/^\[(.*)\]$/, '$1');
+  const ok = isIP(bare) ? leaf.checkIP(bare) !== undefined : leaf.checkHost(name.replace(/\.$/, ''), { subject: 'never', wildcards: true, partialWildcards: false, multiLabelWildcards: false, singleLabelSubdomains: false }) !== undefined;
+  return ok ? undefined : `${isIP(bare) ? 'IP' : 'Host'}: ${name} is not in the cert's altnames: ${leaf.subjectAltName ?? '(none)'}`;
+}
+
+const CACHE_MAX = 1024;
 const LEAF = Symbol('probemesh.peerLeaf');
 
-const getPeerCertificate = TLSSocket.prototype.getPeerCertificate;
-
 /**
- * The peer's leaf certificate, read once per socket and kept on it (each call converts
- * it again). Not getPeerX509Certificate(): in Node 20 that takes the native certificate
- * away from the socket (a second call, or getPeerCertificate, then gets nothing).
+ * The peer's leaf certificate, read once per socket and kept on it. getPeerX509Certificate
+ * wraps OpenSSL's certificate without converting it (getPeerCertificate builds a JS
+ * object with every field, three fingerprints and the public key: ~0.1 ms). In Node 20
+ * it also takes the certificates out of the socket's peer chain (a second call, or
+ * getPeerCertificate, then gets nothing): the chain stays reachable through
+ * `issuerCertificate` of the returned certificate, which is what the chain walk uses.
  */
-export function peerLeaf(sock: TLSSocket): PeerCertificate | undefined {
-  const holder = sock as TLSSocket & { [LEAF]?: PeerCertificate | null };
-  if (holder[LEAF] === undefined) {
-    const c = getPeerCertificate.call(sock, false);
-    holder[LEAF] = c && c.raw ? c : null;
-  }
+export function peerLeaf(sock: TLSSocket): X509Certificate | undefined {
+  const holder = sock as TLSSocket & { [LEAF]?: X509Certificate | null };
+  if (holder[LEAF] === undefined) holder[LEAF] = sock.getPeerX509Certificate() ?? null;
   return holder[LEAF] ?? undefined;
 }
 
-/** Earliest expiry over the chain Node built (certificates sent + the trust store's issuer). */
-function chainEarliestExpiry(sock: TLSSocket): number {
+/** What `leaf` gives, from `tls`'s cache by fingerprint (computed and kept when new). */
+function leafInfo(leaf: X509Certificate, tls: PreparedTls | undefined): LeafInfo {
+  const fingerprint = leaf.fingerprint256;
+  let info = tls?.leaves.get(fingerprint);
+  if (info === undefined) {
+    info = {
+      earliestExpiry: chainEarliestExpiry(leaf, tls),
+      chainInfo: Object.freeze({
+        fingerprint_sha256: fingerprint.replace(/:/g, '').toLowerCase(),
+        subject: goName(leaf.subject),
+        issuer: goName(leaf.issuer),
+        subjectalternative: dnsNames(leaf.subjectAltName),
+      }),
+      names: new Map(),
+    };
+    if (tls) {
+      if (tls.leaves.size >= CACHE_MAX) tls.leaves.clear();
+      tls.leaves.set(fingerprint, info);
+    }
+  }
+  return info;
+}
+
+let systemAnchors: readonly X509Certificate[] | undefined;
+
+/** The trust anchors of `tls` (its CA file, else Node's root store), parsed once. */
+function anchorsOf(tls: PreparedTls | undefined): readonly X509Certificate[] {
+  if (tls?.anchors) return tls.anchors;
+  const parse = (pems: readonly string[]): X509Certificate[] =>
+    pems.flatMap((p) => {
+      try {
+        return [new X509Certificate(p)];
+      } catch {
+        return [];
+      }
+    });
+  let anchors: readonly X509Certificate[];
+  const ca = tls?.options.ca;
+  if (ca !== undefined) {
+    const text = (Array.isArray(ca) ? ca : [ca]).map((c) => (typeof c === 'string' ? c : Buffer.from(c as Uint8Array).toString('latin1'))).join('\n');
+    anchors = parse(text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []);
+  } else {
+    anchors = systemAnchors ??= parse(rootCertificates);
+  }
+  if (tls) tls.anchors = anchors;
+  return anchors;
+}
+
+/**
+ * Earliest expiry over the chain a client builds: the leaf, then each certificate's issuer
+ * among the certificates the server sent, else among the trust anchors (OpenSSL's order:
+ * name/key-id match, then the signature), until a self-issued one or none is found.
+ * Runs once per new leaf (leafInfo's cache).
+ */
+function chainEarliestExpiry(leaf: X509Certificate, tls: PreparedTls | undefined): number {
+  const sent: X509Certificate[] = [];
+  for (let c = leaf.issuerCertificate; c && sent.length < 16; c = c.issuerCertificate) sent.push(c);
+  const issuedBy = (child: X509Certificate, cand: X509Certificate): boolean => {
+    try {
+      return child.checkIssued(cand) && child.verify(cand.publicKey);
+    } catch {
+      return false;
+    }
+  };
   let earliest = Infinity;
   const seen = new Set<string>();
-  let c: DetailedPeerCertificate | undefined = getPeerCertificate.call(sock, true) as DetailedPeerCertificate | undefined;
-  while (c && c.raw && !seen.has(c.fingerprint256)) {
+  let c: X509Certificate | undefined = leaf;
+  while (c && !seen.has(c.fingerprint256)) {
     seen.add(c.fingerprint256);
-    const t = Date.parse(c.valid_to) / 1000;
+    const t = Date.parse(c.validTo) / 1000;
     if (t < earliest) earliest = t;
-    c = c.issuerCertificate;
+    if (c.checkIssued(c)) break; // self-issued: the top
+    const child: X509Certificate = c;
+    c = sent.find((s) => !seen.has(s.fingerprint256) && issuedBy(child, s)) ?? anchorsOf(tls).find((a) => !seen.has(a.fingerprint256) && issuedBy(child, a));
   }
   return earliest;
 }
 
-/** Go's pkix.Name.String(): RDNs in reverse order, comma-joined ("CN=x,O=y,C=z"). */
-function goName(dn: Readonly<Record<string, string | string[] | undefined>> | undefined): string {
-  return Object.entries(dn ?? {})
-    .flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}=${String(x).replace(/,/g, '\\,')}`))
+/** DNS SANs, comma-joined, from X509Certificate.subjectAltName ("DNS:a, IP Address:…"). */
+function dnsNames(san: string | undefined): string {
+  return (san ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4))
+    .join(',');
+}
+
+/**
+ * Go's pkix.Name.String() from X509Certificate's name (OpenSSL's RFC 2253-escaped
+ * multi-line form, one RDN per line, " + " inside a multi-valued RDN): RDNs in reverse
+ * order, comma-joined ("CN=x,O=y,C=z").
+ */
+function goName(dn: string): string {
+  return dn
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split(' + ').join('+'))
     .reverse()
     .join(',');
 }
+
+const VERSION_LABELS = new Map<string, Readonly<Record<string, string>>>();
+const CIPHER_LABELS = new Map<string, Readonly<Record<string, string>>>();
+const label = (cache: Map<string, Readonly<Record<string, string>>>, key: string, make: () => Record<string, string>): Readonly<Record<string, string>> => {
+  let l = cache.get(key);
+  if (l === undefined) cache.set(key, (l = Object.freeze(make())));
+  return l;
+};
 
 /**
  * blackbox's TLS gauges from a completed handshake: probe_tls_version_info,
  * probe_tls_cipher_info, probe_ssl_earliest_cert_expiry,
  * probe_ssl_last_chain_expiry_timestamp_seconds, probe_ssl_last_chain_info.
  *
- * Node gives one chain (the certificates sent, completed from the trust store), so the
+ * Node gives one chain (the certificates sent, completed from the trust anchors), so the
  * earliest expiry and the last chain's expiry are computed over that chain; with Go's
- * several verified chains they can differ. The leaf is read once per socket; the
- * chain walk (getPeerCertificate(true), ~0.5 ms) runs once per new leaf when `tls` is
- * given (its cache), so an intermediate replaced under an unchanged leaf is seen late.
+ * several verified chains they can differ. The leaf is read once per socket; what it
+ * gives (chain walk, labels) is computed once per new leaf when `tls` is given (its
+ * cache), so an intermediate replaced under an unchanged leaf is seen late.
  */
 export function tlsGauges(sock: TLSSocket, tls?: PreparedTls): GaugeValue[] {
   const out: GaugeValue[] = [];
   const version = sock.getProtocol();
-  if (version) out.push({ name: 'probe_tls_version_info', value: 1, labels: { version: version.replace('TLSv', 'TLS ').replace(/^TLS 1$/, 'TLS 1.0') } });
+  if (version) out.push({ name: 'probe_tls_version_info', value: 1, labels: label(VERSION_LABELS, version, () => ({ version: version.replace('TLSv', 'TLS ').replace(/^TLS 1$/, 'TLS 1.0') })) });
   const cipher = sock.getCipher();
-  if (cipher) out.push({ name: 'probe_tls_cipher_info', value: 1, labels: { cipher: cipher.standardName ?? cipher.name } });
+  if (cipher) {
+    const name = cipher.standardName ?? cipher.name;
+    out.push({ name: 'probe_tls_cipher_info', value: 1, labels: label(CIPHER_LABELS, name, () => ({ cipher: name })) });
+  }
   const leaf = peerLeaf(sock);
   if (!leaf) return out;
-  const fingerprint = leaf.fingerprint256 ?? '';
-  let earliest = tls?.chainExpiry.get(fingerprint);
-  if (earliest === undefined) {
-    earliest = chainEarliestExpiry(sock);
-    if (tls) {
-      if (tls.chainExpiry.size >= CHAIN_CACHE_MAX) tls.chainExpiry.clear();
-      tls.chainExpiry.set(fingerprint, earliest);
-    }
+  const info = leafInfo(leaf, tls);
+  if (Number.isFinite(info.earliestExpiry)) {
+    out.push({ name: 'probe_ssl_earliest_cert_expiry', value: info.earliestExpiry });
+    out.push({ name: 'probe_ssl_last_chain_expiry_timestamp_seconds', value: info.earliestExpiry });
   }
-  if (Number.isFinite(earliest)) {
-    out.push({ name: 'probe_ssl_earliest_cert_expiry', value: earliest });
-    out.push({ name: 'probe_ssl_last_chain_expiry_timestamp_seconds', value: earliest });
-  }
-  const dnsNames = (leaf.subjectaltname ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4));
-  out.push({
-    name: 'probe_ssl_last_chain_info',
-    value: 1,
-    labels: { fingerprint_sha256: fingerprint.replace(/:/g, '').toLowerCase(), subject: goName(leaf.subject as unknown as Record<string, string>), issuer: goName(leaf.issuer as unknown as Record<string, string>), subjectalternative: dnsNames.join(',') },
-  });
+  out.push({ name: 'probe_ssl_last_chain_info', value: 1, labels: info.chainInfo });
   return out;
 }
 
