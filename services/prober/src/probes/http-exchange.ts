@@ -15,6 +15,7 @@ import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { Clock } from '@probemesh/common';
+import { stampConnect } from './dial';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { PreparedHttp } from './http-options';
 import { resolveAddress, ResolveAllFn } from './target-addr';
@@ -197,11 +198,20 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
       if (req.body !== undefined) stream.end(req.body);
     };
 
+    // The connect phase spans the connect() syscall as closely as JS allows (stampConnect,
+    // dial.ts); the set-up before it (socket object, Node's deferral by a tick) counts in
+    // resolve. Stamped here too in case 'connectionAttempt' is missing (Node < 20.12).
     connectStartNs = clock.monoNs();
-    sock = netConnect({ host: r.address, port, family: r.family, noDelay: true });
+    sock = netConnect({ host: r.address, port, family: r.family });
+    const stamps = stampConnect(sock, () => clock.monoNs(), (ns) => {
+      connectStartNs = ns;
+      marks[RESOLVE] = ns;
+    });
     sock.on('error', onError('connect'));
     sock.once('connect', () => {
-      marks[CONNECT] = clock.monoNs();
+      marks[CONNECT] = stamps.endNs ?? clock.monoNs();
+      // Set once connected: passed to connect() it is one more syscall before 'connect'.
+      sock!.setNoDelay(true);
       localPort = sock!.localPort;
       if (useTls) return;
       marks[TLS] = marks[CONNECT];

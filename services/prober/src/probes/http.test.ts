@@ -99,7 +99,9 @@ describe('http probe', () => {
     assertPhasesTile(o);
     const sum = o.phases.reduce((s, p) => s + p.durationNs, 0n);
     assert.ok(sum > 0n && sum <= measured, `sum ${sum} within the measured ${measured}`);
-    assert.equal(phase(o, 'resolve'), 0n, 'IP literal: no lookup');
+    // IP literal: no lookup; resolve holds only the socket set-up before the connect() syscall
+    // (the connect phase spans the syscall, as blackbox's does).
+    assert.ok(phase(o, 'resolve') < 20_000_000n, `IP literal: no lookup (resolve ${phase(o, 'resolve')} ns)`);
     assert.ok(phase(o, 'connect') > 0n, 'connect > 0');
     assert.equal(phase(o, 'tls'), 0n, 'no TLS for http');
     assert.ok(phase(o, 'processing') > 0n);
