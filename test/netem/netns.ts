@@ -107,9 +107,14 @@ export class DelayedPath {
     return out.split('\n').filter(Boolean).map(Number).filter((v) => v > 0);
   }
 
-  /** Truth for ICMP: `n` fping RTTs (ms, 10 µs resolution) from -a; [] without fping. */
+  /**
+   * Truth for ICMP: `n` fping RTTs (ms; fping prints 3 significant digits, so 10 µs
+   * resolution below 10 ms, 100 µs above) from -a; [] without fping. `-t` is explicit:
+   * fping 5 lowers its default timeout to the period (`-p 20`), so at 20 ms one-way
+   * every reply came too late and was printed as "-".
+   */
   pingTruth(n: number): number[] {
-    const [cmd, args] = this.inNs(this.nsA, 'fping', ['-C', String(n), '-q', '-p', '20', this.addrB]);
+    const [cmd, args] = this.inNs(this.nsA, 'fping', ['-C', String(n), '-q', '-p', '20', '-t', '1000', this.addrB]);
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
     const m = /:\s+(.*)$/m.exec(r.stderr ?? '');
     return m ? m[1]!.trim().split(/\s+/).map(Number).filter((v) => Number.isFinite(v)) : [];
