@@ -2,12 +2,21 @@
 // 5-minute backlog of ResultBatches from JetStream (real nats-server) into
 //   (a) a null remote_write sink (the aggregator alone: pull, decode, series, encode, snappy, HTTP)
 //   (b) a real Prometheus 2.42 (the whole write path: NATS → aggregator → Prometheus TSDB),
-// alternating (a)/(b) for several rounds, plus (c) a live run: a publisher at a steady rate
-// while the aggregator writes to Prometheus (end-to-end lag), and (d) the WriteRequest encoder
-// alone: hand-rolled vs protobufjs. CPU-seconds and peak RSS of the aggregator from /proc.
-// Usage: npm run bench -- pipeline   (env PM_BENCH_ROUNDS=3, PM_BENCH_RATE=1000 results/s of backlog)
+// alternating (a)/(b) for several rounds (classic histograms only, and with native histograms
+// too), plus (c) a live run: a publisher at a steady rate while the aggregator writes to
+// Prometheus (end-to-end lag), (d) the WriteRequest encoder alone: hand-rolled vs protobufjs,
+// and (e) end to end with real probers: prober processes (the CLI, eBPF off) probing a local
+// HTTP target server (its own process) at 1 s, a coordinator placing the targets, nats-server,
+// one aggregator process, Prometheus; results/s and samples/s end to end, CPU of every process,
+// remote storage lag, and every result in the stream counted back in Prometheus.
+// CPU-seconds and peak RSS from /proc.
+// Usage: npm run bench -- pipeline
+//   env PM_BENCH_PARTS=encoder,backlog,live,e2e (default all; results of parts not run are kept
+//   from the previous bench/results/pipeline.json), PM_BENCH_ROUNDS=3, PM_BENCH_RATE=1000 results/s
+//   of backlog, PM_BENCH_E2E_TARGETS=1000,2000,3000 (targets at 1 s = offered results/s),
+//   PM_BENCH_E2E_PROBERS=2, PM_BENCH_E2E_ROUNDS=2, PM_BENCH_E2E_WINDOW_S=30
 import { createRequire } from 'node:module';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +29,14 @@ const agg = require('@probemesh/aggregator');
 const { prometheus } = require('@probemesh/proto');
 const { connect } = require('nats');
 
+const PARTS = new Set((process.env.PM_BENCH_PARTS ?? 'encoder,backlog,live,e2e').split(','));
 const ROUNDS = Number(process.env.PM_BENCH_ROUNDS ?? 3);
 const RATE = Number(process.env.PM_BENCH_RATE ?? 1000); // results/s the backlog represents
 const PROBERS = 20;
 const BACKLOG_S = 300;
 const PER_BATCH = RATE / PROBERS; // one batch per prober per second
-const SAMPLES_PER_RESULT = 4 + 14 + 1; // success, duration, status, version + histogram + jitter
+const SAMPLES_PER_RESULT = 4 + 14 + 1; // success, duration, status, version + classic histogram + jitter
+const sideNative = (side) => side.endsWith('+nh'); // "+nh" sides also write a native histogram sample per result
 const CLI = join(root, 'services/cli/dist/main.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TICK = 100; // USER_HZ
@@ -41,7 +52,7 @@ const spread = (xs) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixe
 
 const procs = new h.Procs();
 const nats = await h.startNats({ procs });
-const prom = await h.startPrometheus({ procs, config: 'global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 30m\n' });
+const prom = await h.startPrometheus({ procs, features: ['native-histograms'], config: 'global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 30m\n' });
 const sink = createServer((req, res) => {
   req.resume();
   req.on('end', () => res.writeHead(204).end());
@@ -53,7 +64,9 @@ const js = nc.jetstream();
 const jsm = await nc.jetstreamManager();
 await require('@probemesh/common').ensureResultsStream(jsm, { max_age: 86_400_000, max_bytes: 4 * 1024 ** 3, replicas: 1 });
 const dir = await h.tempDir('bench-pipeline');
-const out = { rate: RATE, backlogSeconds: BACKLOG_S, probers: PROBERS, samplesPerResult: SAMPLES_PER_RESULT, rounds: [], live: null, encoder: null };
+const resultsFile = join(root, 'bench/results/pipeline.json');
+const previous = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
+const out = { ...previous, rate: RATE, backlogSeconds: BACKLOG_S, probers: PROBERS, samplesPerResult: SAMPLES_PER_RESULT };
 
 async function publishBacklog(run, seconds, rate) {
   const now = Date.now();
@@ -70,18 +83,18 @@ async function publishBacklog(run, seconds, rate) {
   return seconds * rate;
 }
 
-async function startAggregatorProc(id, url, port) {
+async function startAggregatorProc(id, url, port, { native = 'never', natsUrl = nats.url, job = 'bench' } = {}) {
   const file = join(dir, `${id}.yml`);
   writeFileSync(
     file,
     [
       `id: ${id}`,
-      `job: bench`,
-      `nats: { servers: ["${nats.url}"] }`,
+      `job: ${job}`,
+      `nats: { servers: ["${natsUrl}"] }`,
       `http: { listen: "127.0.0.1:${port}" }`,
       `consumer: { durable: ${id}, fetch_batch: 256 }`,
       'ownership: { discovery_interval: 1s }',
-      `remote_write: [{ url: "${url}", max_samples_per_send: 5000, shards: 4, max_buffered_samples: 200000 }]`,
+      `remote_write: [{ url: "${url}", max_samples_per_send: 5000, shards: 4, max_buffered_samples: 200000, native_histograms: ${native} }]`,
       'log: { level: warn }',
       '',
     ].join('\n'),
@@ -96,13 +109,14 @@ async function metrics(port) {
 
 async function drainRound(side, round) {
   await jsm.streams.purge('PM_RESULTS');
-  const run = `r${round}${side}`;
+  const run = `r${round}${side.replace('+nh', 'nh')}`;
   const results = await publishBacklog(run, BACKLOG_S, RATE);
-  const expected = results * SAMPLES_PER_RESULT - PROBERS * (RATE / PROBERS); // no jitter on each series' first result
+  const perResult = SAMPLES_PER_RESULT + (sideNative(side) ? 1 : 0);
+  const expected = results * perResult - PROBERS * (RATE / PROBERS); // no jitter on each series' first result
   const port = await h.freePort();
   const promCpu0 = procStat(prom.pid).cpu;
   const t0 = performance.now();
-  const proc = await startAggregatorProc(`agg-${run}`, side === 'sink' ? sinkUrl : prom.writeUrl, port);
+  const proc = await startAggregatorProc(`agg-${run}`, side.startsWith('sink') ? sinkUrl : prom.writeUrl, port, { native: sideNative(side) ? 'always' : 'never' });
   let lastText = '';
   let sent = 0;
   let tFirst;
@@ -126,12 +140,16 @@ async function drainRound(side, round) {
   const totalS = (t1 - t0) / 1000;
   await proc.stop(10_000);
   const reqS = metricValue(lastText, 'probemesh_aggregator_send_duration_seconds_sum') / metricValue(lastText, 'probemesh_aggregator_send_duration_seconds_count');
-  const r = { side, round, results, samples: sent, drainS, startToDoneS: totalS, samplesPerS: sent / drainS, cpuS: peak.cpu, samplesPerCpuS: sent / peak.cpu, peakRssMiB: peak.hwmMiB, meanRequestS: reqS, prometheusCpuS: procStat(prom.pid).cpu - promCpu0, retriedSamples: metricValue(lastText, 'probemesh_aggregator_samples_retried_total'), failedAttempts: lastText.split('\n').filter((l) => l.startsWith('probemesh_aggregator_remote_write_requests_total') && !/status="2\d\d"/.test(l)).join('; ') };
-  if (side === 'prometheus') {
+  const r = { side, round, results, samplesPerResult: perResult, droppedSamples: metricValue(lastText, 'probemesh_aggregator_samples_dropped_total'), samples: sent, drainS, startToDoneS: totalS, samplesPerS: sent / drainS, cpuS: peak.cpu, samplesPerCpuS: sent / peak.cpu, peakRssMiB: peak.hwmMiB, meanRequestS: reqS, prometheusCpuS: procStat(prom.pid).cpu - promCpu0, retriedSamples: metricValue(lastText, 'probemesh_aggregator_samples_retried_total'), failedAttempts: lastText.split('\n').filter((l) => l.startsWith('probemesh_aggregator_remote_write_requests_total') && !/status="2\d\d"/.test(l)).join('; ') };
+  if (side.startsWith('prometheus')) {
     const q = await prom.query(`sum(count_over_time(probe_success{run="${run}"}[1h]))`);
     r.storedResults = q.length ? Number(q[0].value[1]) : 0;
+    if (sideNative(side)) {
+      const n = await prom.query(`sum(count_over_time(probemesh_probe_duration_seconds{run="${run}"}[1h]))`);
+      r.storedNativeHistograms = n.length ? Number(n[0].value[1]) : 0;
+    }
   }
-  console.log(`  ${side.padEnd(10)} round ${round}: ${sent} samples in ${drainS.toFixed(1)} s → ${Math.round(r.samplesPerS)} samples/s, ${peak.cpu.toFixed(1)} CPU-s, peak RSS ${peak.hwmMiB.toFixed(0)} MiB, mean request ${(reqS * 1000).toFixed(0)} ms, Prometheus ${r.prometheusCpuS.toFixed(1)} CPU-s, retried ${r.retriedSamples}${r.failedAttempts ? ` (${r.failedAttempts})` : ''}${r.storedResults !== undefined ? `, stored ${r.storedResults}/${results} results` : ''}`);
+  console.log(`  ${side.padEnd(13)} round ${round}: ${sent} samples in ${drainS.toFixed(1)} s → ${Math.round(r.samplesPerS)} samples/s, ${peak.cpu.toFixed(1)} CPU-s, peak RSS ${peak.hwmMiB.toFixed(0)} MiB, mean request ${(reqS * 1000).toFixed(0)} ms, Prometheus ${r.prometheusCpuS.toFixed(1)} CPU-s, retried ${r.retriedSamples}${r.failedAttempts ? ` (${r.failedAttempts})` : ''}${r.storedResults !== undefined ? `, stored ${r.storedResults}/${results} results` : ''}${r.storedNativeHistograms !== undefined ? `, ${r.storedNativeHistograms}/${results} native histograms` : ''}`);
   return r;
 }
 
@@ -169,6 +187,150 @@ async function liveRun(seconds, rate) {
   return res;
 }
 
+// (e) End to end with real probers. Each step gets its own nats-server and coordinator (so
+// targets and stream start empty); Prometheus is shared (a `job` label per step).
+const E2E_PROBERS = Number(process.env.PM_BENCH_E2E_PROBERS ?? 2);
+const E2E_WINDOW_S = Number(process.env.PM_BENCH_E2E_WINDOW_S ?? 30);
+const E2E_WARMUP_S = 10;
+
+function cpuOf(pid) {
+  try {
+    return procStat(pid).cpu;
+  } catch {
+    return NaN;
+  }
+}
+
+async function textOf(url) {
+  return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+}
+
+/** Results in every ResultBatch of the PM_RESULTS stream (what the probers published). */
+async function streamResults(ncx) {
+  const { probemesh } = require('@probemesh/proto');
+  const jsmx = await ncx.jetstreamManager();
+  const last = (await jsmx.streams.info('PM_RESULTS')).state.last_seq;
+  if (last === 0) return { results: 0, messages: 0 };
+  const oc = await ncx.jetstream().consumers.get('PM_RESULTS');
+  const iter = await oc.consume({ max_messages: 1000 });
+  let results = 0;
+  let messages = 0;
+  for await (const m of iter) {
+    results += probemesh.v1.ResultBatch.decode(m.data).results.length;
+    messages++;
+    if (m.seq >= last) break;
+  }
+  await iter.close?.();
+  return { results, messages };
+}
+
+async function e2eStep(targets, round) {
+  const { loadConfig, silentLogger } = require('@probemesh/common');
+  const { startCoordinator, coordinatorConfigSchema, createAdminClient } = require('@probemesh/coordinator');
+  const job = `e2e-${targets}-${round}`;
+  const natsE = await h.startNats({ procs });
+  const ncE = await connect({ servers: natsE.url });
+  const started = [];
+  const targetPort = await h.freePort();
+  const target = h.spawnChild(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('ok')).listen(${targetPort}, '127.0.0.1')`], { name: 'target', procs });
+  started.push(target);
+  const coordinator = await startCoordinator(loadConfig(coordinatorConfigSchema, { text: `nats:\n  servers: ["${natsE.url}"]\ngrpc:\n  listen: 127.0.0.1:0\nhttp:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\n`, env: {} }), { log: silentLogger() });
+  const admin = createAdminClient(coordinator.grpcAddress);
+  const aggPort = await h.freePort();
+  const aggUrl = `http://127.0.0.1:${aggPort}`;
+  try {
+    const aggProc = await startAggregatorProc(`agg-${job}`, prom.writeUrl, aggPort, { native: 'never', natsUrl: natsE.url, job });
+    started.push(aggProc);
+    await admin.importTargets({ format: 'list', content: Array.from({ length: targets }, (_, i) => `http://127.0.0.1:${targetPort}/t/${i}`).join('\n'), intervalMs: 1000, timeoutMs: 800 });
+    const probers = [];
+    for (let i = 0; i < E2E_PROBERS; i++) {
+      const port = await h.freePort();
+      const cfg = join(dir, `${job}-p${i}.yml`);
+      writeFileSync(cfg, `id: ${job}-p${i}\nzone: z${i}\nnats:\n  servers: ["${natsE.url}"]\nhttp:\n  listen: 127.0.0.1:${port}\nebpf:\n  enabled: false\nlog:\n  level: warn\n`);
+      const proc = h.spawnChild(process.execPath, [CLI, 'prober', '--config', cfg], { name: `prober${i}`, procs });
+      probers.push({ proc, url: `http://127.0.0.1:${port}` });
+      started.push(proc);
+    }
+    const sumOver = async (name, re) => {
+      let n = 0;
+      for (const p of probers) n += metricValue(await textOf(p.url), name, re);
+      return n;
+    };
+    await h.waitFor(async () => ((await sumOver('probemesh_prober_targets').catch(() => 0)) === targets ? true : undefined), { timeoutMs: 60_000, intervalMs: 500, what: `${targets} targets placed on the probers` });
+    await sleep(E2E_WARMUP_S * 1000);
+    const pids = { aggregator: aggProc.pid, probers: probers.map((p) => p.proc.pid), target: target.pid, nats: natsE.pid, prometheus: prom.pid };
+    const cpu = () => ({ aggregator: cpuOf(pids.aggregator), probers: pids.probers.reduce((a, p) => a + cpuOf(p), 0), target: cpuOf(pids.target), nats: cpuOf(pids.nats), prometheus: cpuOf(pids.prometheus) });
+    const counters = async () => {
+      const a = await textOf(aggUrl);
+      return { published: await sumOver('probemesh_prober_results_published_total'), probes: await sumOver('probemesh_prober_probes_total'), late: await sumOver('probemesh_prober_scheduler_late_total'), missed: await sumOver('probemesh_prober_scheduler_missed_total'), received: metricValue(a, 'probemesh_aggregator_results_received_total'), sent: metricValue(a, 'probemesh_aggregator_samples_sent_total') };
+    };
+    const c0 = cpu();
+    const k0 = await counters();
+    const t0 = performance.now();
+    const lags = [];
+    while (performance.now() - t0 < E2E_WINDOW_S * 1000) {
+      await sleep(1000);
+      lags.push(metricValue(await textOf(aggUrl), 'probemesh_aggregator_remote_storage_lag_seconds'));
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const k1 = await counters();
+    const c1 = cpu();
+    const rssAgg = procStat(pids.aggregator).hwmMiB;
+    const cpuPerS = Object.fromEntries(Object.keys(c0).map((k) => [k, (c1[k] - c0[k]) / secs]));
+    // Stop the probers (SIGTERM: they flush what they hold), then count everything back.
+    await Promise.all(probers.map((p) => p.proc.stop(15_000)));
+    const stream = await streamResults(ncE);
+    const stored = await h.waitFor(
+      async () => {
+        const q = await prom.query(`sum(count_over_time(probe_success{job="${job}"}[1h]))`);
+        const n = q.length ? Number(q[0].value[1]) : 0;
+        return n === stream.results ? n : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 1000, what: `all ${stream.results} published results of ${job} in Prometheus` },
+    ).catch(async () => {
+      const q = await prom.query(`sum(count_over_time(probe_success{job="${job}"}[1h]))`);
+      return q.length ? Number(q[0].value[1]) : 0;
+    });
+    const aFinal = await textOf(aggUrl);
+    const r = {
+      targets,
+      round,
+      probers: E2E_PROBERS,
+      windowS: secs,
+      resultsPerS: (k1.published - k0.published) / secs,
+      probesPerS: (k1.probes - k0.probes) / secs,
+      samplesPerS: (k1.sent - k0.sent) / secs,
+      resultsReceivedPerS: (k1.received - k0.received) / secs,
+      lateProbes: k1.late - k0.late,
+      missedSlots: k1.missed - k0.missed,
+      cpuPerS,
+      aggregatorSamplesPerCpuS: (k1.sent - k0.sent) / secs / cpuPerS.aggregator,
+      proberProbesPerCpuS: (k1.probes - k0.probes) / secs / cpuPerS.probers,
+      aggregatorPeakRssMiB: rssAgg,
+      lagP50S: median(lags),
+      lagMaxS: Math.max(...lags),
+      streamResults: stream.results,
+      streamMessages: stream.messages,
+      storedResults: stored,
+      aggregatorResultsReceived: metricValue(aFinal, 'probemesh_aggregator_results_received_total'),
+      droppedSamples: metricValue(aFinal, 'probemesh_aggregator_samples_dropped_total'),
+    };
+    const total = Object.values(cpuPerS).reduce((a, b) => a + b, 0);
+    console.log(
+      `  e2e ${targets} targets (round ${round}): ${Math.round(r.resultsPerS)} results/s (${Math.round(r.probesPerS)} probes/s), ${Math.round(r.samplesPerS)} samples/s into Prometheus; lag p50 ${r.lagP50S.toFixed(2)} s max ${r.lagMaxS.toFixed(2)} s; ` +
+        `CPU-s/s aggregator ${cpuPerS.aggregator.toFixed(2)}, probers ${cpuPerS.probers.toFixed(2)}, target ${cpuPerS.target.toFixed(2)}, nats ${cpuPerS.nats.toFixed(2)}, prometheus ${cpuPerS.prometheus.toFixed(2)} (total ${total.toFixed(2)} of 2); ` +
+        `late ${r.lateProbes}, missed ${r.missedSlots}; stored ${stored}/${stream.results} published results`,
+    );
+    return r;
+  } finally {
+    for (const p of started.reverse()) await p.stop(15_000).catch(() => undefined);
+    admin.close?.();
+    await coordinator.stop();
+    await ncE.close();
+    await natsE.stop();
+  }
+}
+
 function encoderBench() {
   // 2000 series × 1 sample (a typical request): hand-rolled vs protobufjs, + snappy.
   const model = new agg.SeriesModel({ job: 'bench', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], jitterWindow: 30, maxSeries: 1e6 });
@@ -199,33 +361,62 @@ function encoderBench() {
   res.handSamplesPerCpuS = batch.length / (hm / 1000);
   res.protobufjsSamplesPerCpuS = batch.length / (pm / 1000);
   console.log(`  encoder (${batch.length} samples): hand-rolled ${hm.toFixed(2)} ms, protobufjs ${pm.toFixed(2)} ms (${(pm / hm).toFixed(1)}×), snappy ${sm.toFixed(2)} ms; identical bytes: ${same}`);
+  // A native histogram sample: observe + snapshot + encode, for a latency series with ~30 populated buckets.
+  const st = new agg.NativeHistogramState(3, 2.938735877055719e-39, 160);
+  for (let i = 0; i < 1000; i++) st.observe(0.02 * Math.exp((i % 97) / 60));
+  const nh = [];
+  for (let r = 0; r < 5; r++) nh.push(time(() => agg.encodeHistogram((st.observe(0.03), st.snapshot())), 20_000) * 1e6);
+  res.nativeHistogram = { buckets: st.bucketCount, usPerSample: median(nh), bytes: agg.encodeHistogram(st.snapshot()).body.length };
+  console.log(`  native histogram sample (${st.bucketCount} buckets): observe+snapshot+encode ${median(nh).toFixed(2)} µs, ${res.nativeHistogram.bytes} bytes`);
   return res;
 }
 
 try {
-  console.log(`pipeline: ${PROBERS} probers, backlog ${BACKLOG_S} s at ${RATE} results/s (${RATE * BACKLOG_S} results, ~${RATE * BACKLOG_S * SAMPLES_PER_RESULT} samples)`);
-  out.encoder = encoderBench();
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const side of round % 2 ? ['sink', 'prometheus'] : ['prometheus', 'sink']) out.rounds.push(await drainRound(side, round));
+  console.log(`pipeline: parts ${[...PARTS].join(', ')}; ${PROBERS} probers, backlog ${BACKLOG_S} s at ${RATE} results/s (${RATE * BACKLOG_S} results, ~${RATE * BACKLOG_S * SAMPLES_PER_RESULT} samples)`);
+  if (PARTS.has('encoder')) out.encoder = encoderBench();
+  if (PARTS.has('backlog')) {
+    const sides = (process.env.PM_BENCH_BACKLOG_SIDES ?? 'sink,prometheus,sink+nh,prometheus+nh').split(',');
+    out.rounds = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const side of round % 2 ? sides : [...sides].reverse()) out.rounds.push(await drainRound(side, round));
+    }
+    const rows = sides.map((side) => {
+      const rs = out.rounds.filter((r) => r.side === side);
+      return {
+        side,
+        samplesPerS: median(rs.map((r) => r.samplesPerS)),
+        spread: spread(rs.map((r) => r.samplesPerS)),
+        resultsPerS: median(rs.map((r) => r.samplesPerS / r.samplesPerResult)),
+        drainS: median(rs.map((r) => r.drainS)),
+        samplesPerCpuS: median(rs.map((r) => r.samplesPerCpuS)),
+        peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+      };
+    });
+    out.summary = rows;
+    console.log('\n| into | samples/s (median, spread) | results/s | 5-min backlog drained in | samples per aggregator CPU-s | peak RSS |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const r of rows) console.log(`| ${r.side} | ${Math.round(r.samplesPerS)} (${r.spread}) | ${Math.round(r.resultsPerS)} | ${r.drainS.toFixed(1)} s | ${Math.round(r.samplesPerCpuS)} | ${r.peakRssMiB.toFixed(0)} MiB |`);
   }
-  out.live = await liveRun(Number(process.env.PM_BENCH_LIVE_S ?? 30), Number(process.env.PM_BENCH_LIVE_RATE ?? 2000));
-  const rows = ['sink', 'prometheus'].map((side) => {
-    const rs = out.rounds.filter((r) => r.side === side);
-    return {
-      side,
-      samplesPerS: median(rs.map((r) => r.samplesPerS)),
-      spread: spread(rs.map((r) => r.samplesPerS)),
-      drainS: median(rs.map((r) => r.drainS)),
-      samplesPerCpuS: median(rs.map((r) => r.samplesPerCpuS)),
-      peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
-    };
-  });
-  out.summary = rows;
-  console.log('\n| into | samples/s (median, spread) | 5-min backlog drained in | samples per aggregator CPU-s | peak RSS |');
-  console.log('| --- | --- | --- | --- | --- |');
-  for (const r of rows) console.log(`| ${r.side} | ${Math.round(r.samplesPerS)} (${r.spread}) | ${r.drainS.toFixed(1)} s | ${Math.round(r.samplesPerCpuS)} | ${r.peakRssMiB.toFixed(0)} MiB |`);
+  if (PARTS.has('live')) out.live = await liveRun(Number(process.env.PM_BENCH_LIVE_S ?? 30), Number(process.env.PM_BENCH_LIVE_RATE ?? 2000));
+  if (PARTS.has('e2e')) {
+    const steps = (process.env.PM_BENCH_E2E_TARGETS ?? '1000,2000,3000').split(',').map(Number);
+    const rounds = Number(process.env.PM_BENCH_E2E_ROUNDS ?? 2);
+    out.e2e = { probers: E2E_PROBERS, windowS: E2E_WINDOW_S, steps: [] };
+    for (let round = 1; round <= rounds; round++) {
+      for (const t of round % 2 ? steps : [...steps].reverse()) out.e2e.steps.push(await e2eStep(t, round));
+    }
+    const rows = steps.map((t) => {
+      const rs = out.e2e.steps.filter((r) => r.targets === t);
+      const m = (f) => median(rs.map(f));
+      return { targets: t, resultsPerS: m((r) => r.resultsPerS), resultsSpread: spread(rs.map((r) => r.resultsPerS)), samplesPerS: m((r) => r.samplesPerS), aggregatorCpu: m((r) => r.cpuPerS.aggregator), proberCpu: m((r) => r.cpuPerS.probers), otherCpu: m((r) => r.cpuPerS.target + r.cpuPerS.nats + r.cpuPerS.prometheus), lagP50S: m((r) => r.lagP50S), lagMaxS: Math.max(...rs.map((r) => r.lagMaxS)), stored: rs.map((r) => `${r.storedResults}/${r.streamResults}`).join(', '), late: rs.reduce((a, r) => a + r.lateProbes, 0), missed: rs.reduce((a, r) => a + r.missedSlots, 0) };
+    });
+    out.e2e.summary = rows;
+    console.log('\n| targets at 1 s | results/s (median, spread) | samples/s | aggregator CPU-s/s | probers CPU-s/s | target+nats+Prometheus CPU-s/s | lag p50 / max | late / missed probes | stored / published |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rows) console.log(`| ${r.targets} | ${Math.round(r.resultsPerS)} (${r.resultsSpread}) | ${Math.round(r.samplesPerS)} | ${r.aggregatorCpu.toFixed(2)} | ${r.proberCpu.toFixed(2)} | ${r.otherCpu.toFixed(2)} | ${r.lagP50S.toFixed(2)} / ${r.lagMaxS.toFixed(2)} s | ${r.late} / ${r.missed} | ${r.stored} |`);
+  }
   mkdirSync(join(root, 'bench/results'), { recursive: true });
-  writeFileSync(join(root, 'bench/results/pipeline.json'), JSON.stringify(out, null, 2));
+  writeFileSync(resultsFile, JSON.stringify(out, null, 2));
 } finally {
   await nc.close();
   sink.close();
