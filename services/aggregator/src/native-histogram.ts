@@ -38,6 +38,7 @@ export interface NativeHistogram {
 
 /** Lowest and highest schema Prometheus accepts. */
 export const MIN_SCHEMA = -4;
+/** Highest schema (finest buckets). */
 export const MAX_SCHEMA = 8;
 /** client_golang's default zero threshold (2^-128). */
 export const DEFAULT_ZERO_THRESHOLD = 2.938735877055719e-39;
@@ -102,8 +103,11 @@ export function bucketUpperBound(index: number, schema: number): number {
 export class NativeHistogramState {
   /** Current schema (lowered when too many buckets are populated). */
   schema: number;
+  /** Observations so far. */
   count = 0;
+  /** Sum of the observations. */
   sum = 0;
+  /** Observations in the zero bucket. */
   zeroCount = 0;
   private buckets = new Map<number, number>();
 
