@@ -35,7 +35,7 @@ describe('icmp: fping output parsing and stats', () => {
   });
   it('builds fping arguments from the module options', () => {
     assert.deepEqual(fpingArgs({ family: 4, count: 3, periodMs: 20, timeoutMs: 500, payloadSize: 1472, dontFragment: true, ttl: 5, sourceIp: '10.0.0.1' }, ['a', 'b']),
-      ['-4', '-C', '3', '-p', '20', '-t', '500', '-r', '0', '-b', '1472', '-M', '-H', '5', '-S', '10.0.0.1', 'a', 'b']);
+      ['-4', '-i', '1', '-C', '3', '-p', '20', '-t', '500', '-r', '0', '-b', '1472', '-M', '-H', '5', '-S', '10.0.0.1', 'a', 'b']);
   });
   it('RTT stats: min/avg/max/population stddev in seconds over replies only', () => {
     const s = rttStats([1, null, 3])!;
