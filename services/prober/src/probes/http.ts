@@ -22,6 +22,16 @@ import { phasesFromMarks } from './phases';
 import { ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
 import { GaugeValue, PhaseTiming, Probe, ProbeContext, ProbeOutcome, ProbeTarget, RedirectHopTiming } from './types';
 
+/**
+ * probe_http_content_length as Go's http client (and so blackbox) reports it: 0 without a
+ * response, and for responses that cannot have a body whatever their header says (HEAD,
+ * 1xx, 204, 304: RFC 9110 §6.4.1); else the Content-Length header, -1 when absent.
+ */
+function contentLength(method: string, last: HopResult): number {
+  if (last.status === 0 || method === 'HEAD' || last.status < 200 || last.status === 204 || last.status === 304) return 0;
+  return last.contentLength;
+}
+
 export { HTTP_PHASES } from './http-exchange';
 export { httpProbeSchema, HTTP_VERSION_NAMES } from './http-options';
 export type { HttpProbeOptions } from './http-options';
@@ -168,7 +178,7 @@ async function runHttp(prep: PreparedHttp, resolveAll: ResolveAllFn, target: Pro
     gauges.push(...addressGauges(firstHop));
   }
   gauges.push(
-    { name: 'probe_http_content_length', value: last.status === 0 ? 0 : last.contentLength },
+    { name: 'probe_http_content_length', value: contentLength(req.method, last) },
     { name: 'probe_http_uncompressed_body_length', value: last.bodyLength },
     { name: 'probe_http_redirects', value: hops.length - 1 },
     // Like blackbox: 1 only when a response came over TLS (a failed verification got none).
