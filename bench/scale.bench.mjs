@@ -352,7 +352,8 @@ async function main() {
     }
     const msOf = (v) => started + Math.floor(v / 16) / 1000;
     const proberOf = (v) => probers[v % 16].id;
-    log(`stream: ${info.state.messages} messages, ${results} results (${unique} unique) from ${seen.size} targets`);
+    log(`stream: ${info.state.messages} messages (${(info.state.bytes / 2 ** 20).toFixed(1)} MiB, first_seq ${info.state.first_seq}, max_bytes ${info.config.max_bytes}), ${results} results (${unique} unique) from ${seen.size} targets`);
+    if (info.state.first_seq !== 1) log(`WARNING: the stream discarded its first ${info.state.first_seq - 1} messages (limits): the count below covers only what it kept`);
     const endS = Date.now() / 1000;
     const rangeS = Math.ceil(endS - started / 1000 + 60);
     const stored = Number((await prom.query(`sum(count_over_time(probe_success{job="scale"}[${rangeS}s]))`, endS))[0]?.value[1] ?? 0);
@@ -417,7 +418,7 @@ async function main() {
       backlog_messages: { max: Math.max(...backlog), last: backlog.at(-1), slope_second_half_per_min: slope(ts.slice(half), backlog.slice(half)) * 60 },
       storage_lag_s: { p50: q(series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag))), 0.5), max: Math.max(...series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag)))) },
       drain_after_stop_s: drainS,
-      counts: { stream_messages: info.state.messages, results_in_stream: results, unique_results: unique, stored_in_prometheus: stored, lost: unique - stored, by_prober: byProber, stored_by_prober: storedByProber, aggregators: aggFinal, probers_dropped: probers.reduce((a, p) => a + (p.final?.dropped ?? p.last?.dropped ?? 0), 0) },
+      counts: { stream_messages: info.state.messages, stream_bytes: info.state.bytes, stream_first_seq: info.state.first_seq, stream_max_bytes: info.config.max_bytes, results_in_stream: results, unique_results: unique, stored_in_prometheus: stored, lost: unique - stored, by_prober: byProber, stored_by_prober: storedByProber, aggregators: aggFinal, probers_dropped: probers.reduce((a, p) => a + (p.final?.dropped ?? p.last?.dropped ?? 0), 0) },
       cpu_cores: cpu,
       memory_mib: mem,
       timeline: samples.map((s) => ({ t: s.t, probers: s.probers, aggregators: s.aggregators, rss: Object.fromEntries(Object.entries(s.procs).map(([k, v]) => [k, Math.round(v.rssMiB)])) })),

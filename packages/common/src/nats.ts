@@ -53,11 +53,12 @@ export const natsSchema = obj({
 export type NatsSettings = Infer<typeof natsSchema>;
 
 /** Settings of the `PM_RESULTS` stream (`stream:` in the aggregator/coordinator config). */
-export const resultsStreamSchema = obj({
+export const resultsStreamFields = {
   max_age: duration({ default: '24h', doc: 'How long unacknowledged and acknowledged results are kept.' }),
   max_bytes: num({ int: true, min: -1, default: 1024 * 1024 * 1024, doc: 'Byte limit of the stream (-1 = unlimited).' }),
   replicas: num({ int: true, min: 1, max: 5, default: 1, doc: 'JetStream replicas of the stream (3 on a 3-node cluster).' }),
-});
+};
+export const resultsStreamSchema = obj(resultsStreamFields);
 
 /** Parsed `stream:` settings. */
 export type ResultsStreamSettings = Infer<typeof resultsStreamSchema>;
@@ -111,8 +112,24 @@ export async function connectNats(settings: NatsSettings, name: string, log: Log
   throw new ProbemeshError(ErrorCodes.NATS_UNAVAILABLE, `cannot connect to NATS at ${settings.servers.join(', ')}: ${(lastErr as Error)?.message ?? lastErr}`, { cause: lastErr });
 }
 
-/** Creates the `PM_RESULTS` stream, or updates its limits if it exists. */
-export async function ensureResultsStream(jsm: JetStreamManager, s: ResultsStreamSettings): Promise<void> {
+/** What {@link ensureResultsStream} did. */
+export interface EnsureStreamOutcome {
+  /** The stream did not exist and was created with these settings. */
+  created: boolean;
+  /** Its limits were changed to these settings. */
+  updated: boolean;
+  /** It exists with other limits and was left as is (`updateLimits: false`). */
+  differs?: { max_age_ns: number; max_bytes: number };
+}
+
+/**
+ * Creates the `PM_RESULTS` stream, or (with `updateLimits`, the default) updates its limits
+ * if it exists. Only the services that own the stream's limits update them — coordinator
+ * and aggregator; a prober only creates the stream when it is missing, so a prober with
+ * default settings never shrinks limits an operator set (with discard-old, a smaller
+ * `max_bytes` would throw away results not yet written).
+ */
+export async function ensureResultsStream(jsm: JetStreamManager, s: ResultsStreamSettings, opts: { updateLimits?: boolean } = {}): Promise<EnsureStreamOutcome> {
   const cfg: Partial<StreamConfig> = {
     name: STREAM_RESULTS,
     subjects: [`${SUBJECT_RESULTS}.>`],
@@ -127,14 +144,19 @@ export async function ensureResultsStream(jsm: JetStreamManager, s: ResultsStrea
   try {
     const info = await jsm.streams.info(STREAM_RESULTS);
     const c = info.config;
-    if (c.max_age !== cfg.max_age || c.max_bytes !== cfg.max_bytes) await jsm.streams.update(STREAM_RESULTS, { ...c, max_age: cfg.max_age!, max_bytes: cfg.max_bytes! });
+    if (c.max_age === cfg.max_age && c.max_bytes === cfg.max_bytes) return { created: false, updated: false };
+    if (opts.updateLimits === false) return { created: false, updated: false, differs: { max_age_ns: c.max_age, max_bytes: c.max_bytes } };
+    await jsm.streams.update(STREAM_RESULTS, { ...c, max_age: cfg.max_age!, max_bytes: cfg.max_bytes! });
+    return { created: false, updated: true };
   } catch (err) {
     if (!/stream not found/i.test(String((err as Error).message))) throw err;
     try {
       await jsm.streams.add(cfg);
+      return { created: true, updated: false };
     } catch (e) {
       // Another service created it between our info and add.
       if (!/already in use|exists/i.test(String((e as Error).message))) throw e;
+      return { created: false, updated: false };
     }
   }
 }

@@ -1,6 +1,6 @@
 /** The prober's configuration (`probemesh prober --config prober.yaml`). */
 import { hostname } from 'node:os';
-import { addIssue, bool, duration, httpSchema, Infer, logSchema, natsSchema, num, obj, optional, resultsStreamSchema, str } from '@probemesh/common';
+import { addIssue, bool, duration, httpSchema, Infer, logSchema, natsSchema, num, obj, optional, resultsStreamFields, str } from '@probemesh/common';
 import { modulesSchema } from './modules';
 
 /** The host name as a NATS subject token ("edge-1.example.com" → "edge-1-example-com"). */
@@ -16,7 +16,7 @@ export const proberConfigSchema = obj(
     zone: str({ default: 'default', nonEmpty: true, doc: 'Zone the prober runs in (the `zone` label). @default "default"' }),
     capacity: num({ int: true, min: 1, default: 1, doc: 'Relative capacity (placement weight). @default 1' }),
     nats: natsSchema,
-    stream: resultsStreamSchema,
+    stream: obj(resultsStreamFields, { doc: 'PM_RESULTS settings, used only when this prober has to create the stream (it is missing); an existing stream keeps the limits the coordinator and aggregators set.' }),
     http: httpSchema('0.0.0.0:9115'),
     heartbeat_interval: duration({ default: '1s', minMs: 50, doc: 'Time between two heartbeats. @default "1s"' }),
     publish: obj({

@@ -169,4 +169,19 @@ describe('prober with a real nats-server', { timeout: 60_000 }, () => {
     const timers = (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'Timeout');
     assert.ok(timers.length <= 2, `active timers after stop: ${timers.length}`);
   });
+
+  it('leaves the limits of an existing PM_RESULTS alone (the coordinator and aggregators own them)', async () => {
+    const jsm = await nc!.jetstreamManager();
+    const before = await jsm.streams.info(STREAM_RESULTS);
+    // An operator's limits, other than the prober's defaults (max_bytes 1 GiB, max_age 24h).
+    await jsm.streams.update(STREAM_RESULTS, { ...before.config, max_bytes: -1, max_age: 7200e9 });
+    const p = await startProber(loadConfig(proberConfigSchema, { env: {}, text: `id: limits-prober\nnats:\n  servers: ["${natsUrl}"]\nhttp:\n  listen: 127.0.0.1:0\nebpf:\n  enabled: false\n` }), { log: silentLogger() });
+    try {
+      const after = (await jsm.streams.info(STREAM_RESULTS)).config;
+      assert.equal(after.max_bytes, -1, 'max_bytes kept');
+      assert.equal(after.max_age, 7200e9, 'max_age kept');
+    } finally {
+      await p.stop();
+    }
+  });
 });

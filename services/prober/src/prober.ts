@@ -79,7 +79,9 @@ export async function startProber(config: ProberConfig, deps: ProberDeps = {}): 
   try {
     const nc: NatsConnection = await connectNats(config.nats, `probemesh-prober-${id}`, log);
     cleanups.push(() => nc.close());
-    await ensureResultsStream(await nc.jetstreamManager(), config.stream);
+    // The coordinator and the aggregators own the stream's limits; a prober only creates it when missing.
+    const stream = await ensureResultsStream(await nc.jetstreamManager(), config.stream, { updateLimits: false });
+    if (stream.differs) log.info({ stream: stream.differs }, 'PM_RESULTS exists with other limits than this prober\'s stream settings; left as is (the coordinator and aggregators set them)');
     const kvProbers = await openKvRetry(nc, KV_PROBERS);
     const kvAssignments = await openKvRetry(nc, KV_ASSIGNMENTS);
     const endpoint = await serveHttp(config.http, metrics.registry, log, {
