@@ -7,6 +7,7 @@ import { remoteWriteSettings, RemoteWriteSettings } from './config';
 import { ResultDelivery, ResultSource } from './consumer';
 import { AggregatorMetrics, createAggregatorMetrics, recordAttempt } from './metrics';
 import { ResultPipeline } from './pipeline';
+import { MAX_SPLITS } from './queue';
 import { RemoteWriteClient, snappyUncompress } from './remote-write';
 import { SeriesModel } from './series-model';
 
@@ -259,7 +260,7 @@ test('native_histograms always: each refusal drops (and counts) the histogram sa
   assert.ok(t0.every((x) => x.schema === 3 && x.positiveSpans!.length === 1 && Number(x.positiveDeltas![0]) === Number(x.countInt)), 'all 1 ms durations in one bucket');
 });
 
-test('a redelivered message\'s native histogram samples behind their series are not sent (no out-of-order bisection) and count as duplicate', async () => {
+test('a redelivered message\'s native histogram samples are not sent again (no out-of-order bisection): its results count as duplicate_result', async () => {
   // Like Prometheus 2.42: no out-of-order window for native histograms.
   const newest = new Map<string, number>();
   const r = receiver((q) => {
@@ -280,7 +281,110 @@ test('a redelivered message\'s native histogram samples behind their series are 
   source.queue.push(again);
   await until(() => again.acks === 1);
   await pipeline.stop(1000);
-  assert.deepEqual(await counter(metrics.samplesDropped), { 'ep0/duplicate': 2 });
+  assert.deepEqual(await counter(metrics.samplesDropped), { '/duplicate_result': 2 });
   assert.deepEqual(await counter(metrics.bisections), {});
   assert.equal(r.requests.filter((q) => histogramsIn(q) > 0).reduce((n, q) => n + histogramsIn(q), 0), 6);
+});
+
+/** A receiver like Prometheus with an out-of-order window: the same value again at a timestamp is accepted, another value is a 400. */
+function promLike() {
+  const stored = new Map<string, number>();
+  let refused = 0;
+  const r = receiver((q) => {
+    for (const ts of q.timeseries) {
+      const key = JSON.stringify(ts.labels);
+      for (const x of ts.samples ?? []) {
+        const v = stored.get(`${key}@${toNumber(x.timestamp)}`);
+        if (v !== undefined && v !== x.value) {
+          refused++;
+          return { status: 400, body: 'duplicate sample for timestamp' };
+        }
+      }
+    }
+    for (const ts of q.timeseries) for (const x of ts.samples ?? []) stored.set(`${JSON.stringify(ts.labels)}@${toNumber(x.timestamp)}`, x.value ?? 0);
+    return { status: 204 };
+  });
+  return { ...r, stored, refused: () => refused };
+}
+
+test('a message delivered again after it was done with produces no samples, leaves the histogram alone and is acked; an older result not seen before is still converted', async () => {
+  const r = promLike();
+  const { source, metrics, pipeline } = setup([r.fn]);
+  const ds = [delivery(1, 2), delivery(3, 2)];
+  source.queue.push(...ds);
+  await until(() => ds.every((d) => d.acks === 1));
+  const again = [delivery(1, 2, { redelivered: true }), delivery(3, 2, { redelivered: true })];
+  source.queue.push(...again);
+  await until(() => again.every((d) => d.acks === 1));
+  // A slow probe that started before the newest one, published after it: real, converted.
+  const late = delivery(2, 2);
+  source.queue.push(late);
+  await until(() => late.acks === 1);
+  const next = delivery(4, 2);
+  source.queue.push(next);
+  await until(() => next.acks === 1);
+  await pipeline.stop(1000);
+  assert.equal(r.refused(), 0);
+  assert.deepEqual(await counter(metrics.samplesDropped), { '/duplicate_result': 4 });
+  assert.deepEqual(await counter(metrics.messagesDropped), { duplicate: 2 });
+  assert.deepEqual(await counter(metrics.bisections), {});
+  const count = r.accepted.filter((a) => a.name === 'probemesh_probe_duration_seconds_count' && a.instance === 'https://t0/').map((a) => [a.ts - T0, a.value]);
+  assert.deepEqual(count, [[1000, 1], [3000, 2], [2000, 3], [4000, 4]]);
+  assert.equal(r.accepted.filter((a) => a.name === 'probe_success').length, 4 * 2);
+});
+
+test('a redelivery of a message still held joins it: acked together, no samples of its own', async () => {
+  let open = false;
+  const r = receiver(() => ({ status: open ? 204 : 503 }));
+  const { source, metrics, pipeline } = setup([r.fn]);
+  const d = delivery(1, 1);
+  source.queue.push(d);
+  await until(() => r.requests.length > 0);
+  const again = delivery(1, 1, { redelivered: true });
+  source.queue.push(again);
+  await until(() => source.queue.length === 0);
+  await delay(20);
+  assert.equal(again.acks, 0);
+  assert.ok(again.workings > 0, 'the repeat is kept alive with the held delivery');
+  open = true;
+  await until(() => d.acks === 1 && again.acks === 1);
+  await pipeline.stop(1000);
+  assert.deepEqual(await counter(metrics.messagesDropped), { duplicate: 1 });
+  assert.deepEqual(await counter(metrics.samplesSent), { ep0: 6 });
+});
+
+test('after a hand-off, the new owner\'s re-derived histogram samples of redelivered messages are dropped as duplicate without splitting; the rest is written', async () => {
+  const r = promLike();
+  const a = setup([r.fn]);
+  const ds = [1, 2, 3].map((i) => delivery(i, 20));
+  a.source.queue.push(...ds);
+  await until(() => ds.every((d) => d.acks === 1));
+  await a.pipeline.stop(1000);
+  // The next owner (fresh state) gets messages 2 and 3 again, then a new one.
+  const b = setup([r.fn], [{ shards: 1, max_samples_per_send: 1000 }]);
+  const again = [delivery(2, 20, { redelivered: true }), delivery(3, 20, { redelivered: true }), delivery(4, 20)];
+  b.source.queue.push(...again);
+  await until(() => again.every((d) => d.acks === 1));
+  await b.pipeline.stop(1000);
+  assert.deepEqual(await counter(b.metrics.bisections), {});
+  const dropped = await counter(b.metrics.samplesDropped);
+  assert.deepEqual(Object.keys(dropped), ['ep0/duplicate']);
+  // At most one refusal per request (one per message here), never one per sample.
+  assert.ok(r.refused() >= 1 && r.refused() <= 3, `${r.refused()} refusals`);
+  assert.equal(r.accepted.filter((a) => a.name === 'probe_success').length, 3 * 20 + 3 * 20);
+  assert.ok(r.accepted.some((a) => a.name === 'probemesh_probe_duration_seconds_count' && a.ts === T0 + 4000));
+});
+
+test('a request refused for good sample after sample is split at most MAX_SPLITS times, the rest dropped as split_limit', async () => {
+  const r = receiver((q) => (q.timeseries.some((ts) => ts.labels!.some((l) => l.value === 'probe_success')) ? { status: 400, body: 'bad' } : { status: 204 }));
+  const { source, metrics, pipeline } = setup([r.fn], [{ shards: 1, max_samples_per_send: 10_000 }]);
+  const d = delivery(1, 500);
+  source.queue.push(d);
+  await until(() => d.acks === 1);
+  await pipeline.stop(1000);
+  const splits = (await counter(metrics.bisections))['ep0/http_400'] ?? 0;
+  assert.equal(splits, MAX_SPLITS);
+  assert.ok(r.requests.length <= 2 * MAX_SPLITS + 2, `${r.requests.length} requests`);
+  const dropped = await counter(metrics.samplesDropped);
+  assert.ok((dropped['ep0/split_limit'] ?? 0) >= 500, JSON.stringify(dropped));
 });

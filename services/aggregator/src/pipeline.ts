@@ -9,6 +9,12 @@
  * Endpoints run independently: a slow endpoint only holds the others back once its own
  * queue (`max_buffered_samples`) is full, because a message can only be acked when
  * every endpoint has it.
+ *
+ * Repeats: a message delivered again while its first delivery is still held here
+ * (ack_wait expired under load) joins that delivery and is acked with it; one
+ * delivered again after it was done with produces no samples (the series model
+ * recognises its results, see series-model.ts) and is acked at once. Both count as
+ * `messages_dropped_total{reason="duplicate"}`.
  */
 import { Clock, describeError, Logger } from '@probemesh/common';
 import { ResultDelivery, ResultSource } from './consumer';
@@ -44,6 +50,8 @@ export interface ResultPipelineOptions {
 /** Tracks one held message until every endpoint is done with its samples. */
 class Tracker implements SampleOwner {
   readonly remaining: number[];
+  /** Later deliveries of the same message (acked or nak'ed with this one). */
+  readonly repeats: ResultDelivery[] = [];
   endpointsLeft: number;
   released = false;
   constructor(readonly d: ResultDelivery, readonly source: string, readonly samples: number, endpoints: number, private readonly done: (t: Tracker) => void) {
@@ -67,6 +75,8 @@ interface Attached {
 export class ResultPipeline {
   readonly queues: RemoteWriteQueue[];
   private readonly held = new Set<Tracker>();
+  /** Held trackers by stream sequence (a redelivery of a held message joins it). */
+  private readonly heldBySeq = new Map<number, Tracker>();
   private readonly sources = new Map<string, Attached>();
   private readonly workingTimer: NodeJS.Timeout;
   private heldSamples = 0;
@@ -80,7 +90,11 @@ export class ResultPipeline {
     const nowMs = () => Number(o.clock.monoNs() / 1_000_000n);
     this.queues = o.endpoints.map((client, index) => new RemoteWriteQueue({ index, client, metrics: o.metrics, log: o.log, nowMs }));
     this.workingTimer = setInterval(() => {
-      for (const t of this.held) if (!t.released) t.d.working();
+      for (const t of this.held) {
+        if (t.released) continue;
+        t.d.working();
+        for (const r of t.repeats) r.working();
+      }
     }, o.workingIntervalMs);
     this.workingTimer.unref();
   }
@@ -115,6 +129,7 @@ export class ResultPipeline {
       if (t.source !== name || t.released) continue;
       t.released = true;
       t.d.nak();
+      for (const r of t.repeats) r.nak();
       n++;
     }
     this.o.metrics.messagesAcked.inc({ outcome: 'nak' }, n);
@@ -178,6 +193,13 @@ export class ResultPipeline {
   /** Converts a delivery and queues its samples to every endpoint (acks at once when it has none). */
   add(d: ResultDelivery, source = ''): void {
     const { metrics: m, model } = this.o;
+    const first = d.seq > 0 ? this.heldBySeq.get(d.seq) : undefined;
+    if (first && !first.released) {
+      // Still held here: acked (or nak'ed) together with the first delivery.
+      first.repeats.push(d);
+      m.messagesDropped.inc({ reason: 'duplicate' });
+      return;
+    }
     this.o.onDelivery?.(d);
     const drops: ConversionDrops = { labels: {}, samples: {} };
     const samples: ModelSample[] = [];
@@ -189,12 +211,15 @@ export class ResultPipeline {
     for (const [reason, n] of Object.entries(drops.labels)) m.labelsDropped.inc({ reason }, n ?? 0);
     for (const [reason, n] of Object.entries(drops.samples)) m.samplesDropped.inc({ endpoint: '', reason }, n ?? 0);
     if (samples.length === 0) {
+      const results = d.batch.results?.length ?? 0;
+      if (results > 0 && drops.samples.duplicate_result === results) m.messagesDropped.inc({ reason: 'duplicate' });
       d.ack();
       m.messagesAcked.inc({ outcome: 'ack' });
       return;
     }
     const t = new Tracker(d, source, samples.length, this.queues.length, (tr) => this.finish(tr));
     this.held.add(t);
+    if (d.seq > 0) this.heldBySeq.set(d.seq, t);
     this.heldSamples += samples.length;
     m.heldMessages.set(this.held.size);
     const queued: QueuedSample<SampleOwner>[] = samples.map((x) => (x.h ? { s: x.s, v: x.v, t: x.t, stale: false, owner: t, h: x.h } : { s: x.s, v: x.v, t: x.t, stale: false, owner: t }));
@@ -209,9 +234,11 @@ export class ResultPipeline {
 
   private finish(t: Tracker): void {
     if (!this.held.delete(t)) return;
+    if (this.heldBySeq.get(t.d.seq) === t) this.heldBySeq.delete(t.d.seq);
     this.heldSamples -= t.samples;
     if (!t.released) {
       t.d.ack();
+      for (const r of t.repeats) r.ack();
       this.o.metrics.messagesAcked.inc({ outcome: 'ack' });
     }
     this.o.metrics.heldMessages.set(this.held.size);
@@ -237,9 +264,11 @@ export class ResultPipeline {
     for (const t of this.held) {
       if (t.released) continue;
       t.d.nak();
+      for (const r of t.repeats) r.nak();
       this.o.metrics.messagesAcked.inc({ outcome: 'nak' });
     }
     this.held.clear();
+    this.heldBySeq.clear();
     this.heldSamples = 0;
     this.o.metrics.heldMessages.set(0);
     for (const c of this.o.endpoints) c.close();

@@ -4,12 +4,20 @@
  * in the order they were queued (Prometheus refuses a series going back in time).
  * Each shard cuts a request at `max_samples_per_send` or after `batch_deadline`.
  *
- * A request refused for good (4xx, or Prometheus' permanent 500s) is split in halves
- * and each half resent, down to single samples: Prometheus rolls back the whole
- * request on the first bad sample, so this is how one bad series never takes the
- * others down with it. Only the samples refused on their own are dropped (counted by
- * reason; a refused out-of-order/duplicate sample of a redelivered message is counted
- * as `duplicate`: it was written before by the aggregator that did not ack it).
+ * A request refused for good (4xx, or Prometheus' permanent 500s) is never retried
+ * as is. It is split in halves and each half resent, down to single samples:
+ * Prometheus rolls back the whole request on the first bad sample, so this is how one
+ * bad series never takes the others down with it. Only the samples refused on their
+ * own are dropped (counted by reason; a refused out-of-order/duplicate sample of a
+ * redelivered message is counted as `duplicate`: it was written before by the
+ * aggregator that did not ack it).
+ *
+ * The cost is bounded. On an out-of-order/duplicate refusal the derived samples
+ * (histogram, jitter) of redelivered messages — the ones a redelivery rewrites with
+ * other values, e.g. on the next owner of a prober after a hand-off — are dropped as
+ * `duplicate` first and the rest resent once, without splitting. And one request
+ * gets at most {@link MAX_SPLITS} splits: a part still refused after that is dropped
+ * whole (`duplicate` for samples of redelivered messages, `split_limit` for others).
  *
  * Native histogram samples: a receiver without native histograms (Prometheus 2.42
  * without the feature flag: 500 "native histograms are disabled") refuses the whole
@@ -57,6 +65,9 @@ interface Shard {
 const DUPLICATE_REASONS = new Set(['out_of_order', 'duplicate_timestamp']);
 /** Rejections caused by some samples of a request (worth splitting it); others (401, 404, ...) hit every request alike. */
 const BISECT_REASONS = new Set(['out_of_order', 'too_old', 'duplicate_timestamp', 'native_histograms_disabled', 'empty_labelset', 'http_400', 'http_413', 'http_422']);
+
+/** Most splits of one request (and its parts) after permanent refusals; see the file comment. */
+export const MAX_SPLITS = 32;
 
 /** Sharded, ordered sending queue of one endpoint; see the file comment. */
 export class RemoteWriteQueue {
@@ -217,7 +228,7 @@ export class RemoteWriteQueue {
   }
 
   /** Sends samples as one request; on a permanent rejection, bisects. Resolves when every sample is done (or aborted). */
-  private async sendSamples(samples: Sample[]): Promise<void> {
+  private async sendSamples(samples: Sample[], budget = { splits: MAX_SPLITS }): Promise<void> {
     const { metrics: m, client, index } = this.o;
     if (this.nativeOff && samples.some((x) => x.s.native)) {
       // Queued before native histograms were turned off for this endpoint.
@@ -254,7 +265,17 @@ export class RemoteWriteQueue {
           m.nativeHistograms.set({ endpoint: this.endpoint }, 0);
           this.o.log.warn({ endpoint: this.endpoint, status: o.status, detail: o.detail }, 'remote_write receiver refuses native histograms; not sending them to this endpoint any more (native_histograms: auto; classic histograms continue)');
         }
-        if (rest.length > 0) await this.sendSamples(rest);
+        if (rest.length > 0) await this.sendSamples(rest, budget);
+        return;
+      }
+    }
+    if (flat.length > 1 && DUPLICATE_REASONS.has(o.reason)) {
+      const rewritten = (x: Sample) => x.s.derived && x.owner?.redelivered === true;
+      const repeat = flat.filter(rewritten);
+      if (repeat.length > 0) {
+        this.drop(repeat, 'duplicate');
+        const rest = flat.filter((x) => !rewritten(x));
+        if (rest.length > 0) await this.sendSamples(rest, budget);
         return;
       }
     }
@@ -265,11 +286,23 @@ export class RemoteWriteQueue {
       if (reason !== 'duplicate') this.o.log.warn({ endpoint: this.endpoint, status: o.status, reason, samples: flat.length, series: x.s.key.replace(/\xff/g, '=').replace(/\xfe/g, ','), ts: x.t, detail: o.detail }, 'remote_write refused samples for good; dropped');
       return;
     }
+    if (budget.splits <= 0) {
+      const dup = DUPLICATE_REASONS.has(o.reason) ? flat.filter((x) => x.owner?.redelivered) : [];
+      if (dup.length > 0) this.drop(dup, 'duplicate');
+      if (dup.length < flat.length) {
+        const others = dup.length > 0 ? flat.filter((x) => !x.owner?.redelivered) : flat;
+        this.drop(others, 'split_limit');
+        const x = others[0]!;
+        this.o.log.warn({ endpoint: this.endpoint, status: o.status, reason: o.reason, samples: others.length, series: x.s.key.replace(/\xff/g, '=').replace(/\xfe/g, ','), ts: x.t, detail: o.detail }, `remote_write refused part of a request for good after ${MAX_SPLITS} splits; dropped that part`);
+      }
+      return;
+    }
+    budget.splits--;
     m.bisections.inc({ endpoint: this.endpoint, reason: o.reason });
     // Keep each series' samples in order: split the flat, series-grouped list in two.
     const mid = Math.ceil(flat.length / 2);
-    await this.sendSamples(flat.slice(0, mid));
-    await this.sendSamples(flat.slice(mid));
+    await this.sendSamples(flat.slice(0, mid), budget);
+    await this.sendSamples(flat.slice(mid), budget);
   }
 
   private drop(samples: readonly Sample[], reason: string): void {

@@ -6,7 +6,7 @@ import { AnchoredClock } from '@probemesh/common';
 import { ResultDelivery } from './consumer';
 import { createAggregatorMetrics } from './metrics';
 import { toWriteRequest } from './series';
-import { ModelSample, SeriesModel } from './series-model';
+import { ModelSample, RECENT_RESULTS, SeriesModel } from './series-model';
 import { SkewMonitor } from './skew';
 import { encodeGrouped, groupSamples, QueuedSample } from './write-request';
 
@@ -123,4 +123,26 @@ test('clock skew: gauge per prober, one warning per minute above the threshold',
   assert.equal(warnings.length, 2);
   assert.equal(skew.observe(d(START + 1_000_000n, START)), 0.001);
   assert.equal(warnings.length, 2);
+});
+
+test('a result is converted once: a repeat (remembered, or older than all RECENT_RESULTS remembered) gives no samples and leaves the histogram alone', () => {
+  const model = new SeriesModel({ job: 'probemesh', buckets: [0.1], jitterWindow: 3, maxSeries: 1000 });
+  const at = (s: number) => result({ startUnixNano: toULong(START + BigInt(s) * 1_000_000_000n) });
+  const run = (s: number) => {
+    const drops = { labels: {}, samples: {} as Record<string, number> };
+    const out: ModelSample[] = [];
+    model.convert({ prober: 'p1', zone: 'z1', results: [at(s)] }, drops, out);
+    return { n: out.length, count: out.find((x) => x.s.labels.some((l) => l.value === 'probemesh_probe_duration_seconds_count'))?.v, dup: drops.samples.duplicate_result ?? 0 };
+  };
+  assert.deepEqual(run(10), { n: 6, count: 1, dup: 0 });
+  assert.deepEqual(run(10), { n: 0, count: undefined, dup: 1 });
+  assert.equal(run(12).count, 2);
+  // Older than the newest but never seen: a real (late) result.
+  assert.equal(run(11).count, 3);
+  assert.equal(run(11).dup, 1);
+  assert.equal(run(10).dup, 1);
+  for (let s = 13; s < 13 + RECENT_RESULTS; s++) assert.equal(run(s).dup, 0);
+  // 10..12 are forgotten now, but older than everything remembered: a repeat.
+  assert.equal(run(9).dup, 1);
+  assert.equal(run(13 + RECENT_RESULTS).count, 4 + RECENT_RESULTS);
 });

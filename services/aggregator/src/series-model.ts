@@ -18,6 +18,15 @@
  *
  * Series are grouped by (target id, prober) so stale markers can end them all when a
  * target is removed or moves away from the prober.
+ *
+ * A result is converted once: the start timestamps of the last {@link RECENT_RESULTS}
+ * results of each (target, module, prober, zone, target labels) are kept, and a result
+ * whose timestamp is among them — or older than all of them once that many were seen
+ * — is a repeat (a JetStream redelivery, a message published twice): it produces no
+ * samples and leaves the histogram and jitter state alone (re-deriving it would give
+ * other values at an already written timestamp, which Prometheus refuses with a 400).
+ * It is counted as `duplicate_result`. A result older than the newest but not seen
+ * before (a slow probe published after a faster, later one) is still converted.
  */
 import { targetId } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
@@ -61,8 +70,16 @@ export interface ModelSample {
   h?: EncodedHistogram;
 }
 
+/** Start timestamps remembered per result series to recognise a repeated result. */
+export const RECENT_RESULTS = 64;
+
 /** Histogram and jitter state of one result series. */
 interface Derived {
+  /** Start timestamps (ms) of the last results converted, a ring; 0 = empty slot. */
+  recent: Float64Array;
+  recentNext: number;
+  /** Newest start timestamp converted. */
+  newest: number;
   native: NativeHistogramState | null;
   counts: Float64Array;
   sum: number;
@@ -70,6 +87,27 @@ interface Derived {
   window: Float64Array;
   filled: number;
   next: number;
+}
+
+/**
+ * Records that a result starting at `t` (ms, > 0) is converted; false when it was
+ * converted before (its timestamp is remembered, or older than every remembered one
+ * once the ring is full).
+ */
+function remember(st: Derived, t: number): boolean {
+  if (t <= st.newest) {
+    const r = st.recent;
+    let oldest = Infinity;
+    for (let i = 0; i < r.length; i++) {
+      const x = r[i]!;
+      if (x === t) return false;
+      if (x < oldest) oldest = x;
+    }
+    if (oldest > 0 && t < oldest) return false;
+  } else st.newest = t;
+  st.recent[st.recentNext] = t;
+  st.recentNext = (st.recentNext + 1) % st.recent.length;
+  return true;
 }
 
 /** Converts results into samples of interned series; see the file comment. */
@@ -107,6 +145,11 @@ export class SeriesModel {
       const group = `${r.targetId || targetId(module, instance)}\n${prober}`;
       let cheap = `${instance}\xff${module}\xff${prober}\xff${r.zone || batch.zone || ''}\xff`;
       if (r.labels) for (const k in r.labels) cheap += `${k}\xfe${r.labels[k]}\xfe`;
+      const st = this.state(cheap, group);
+      if (!remember(st, t)) {
+        count(drops.samples, 'duplicate_result');
+        continue;
+      }
       let base: ReturnType<typeof resultBaseLabels> | undefined;
       const intern = (p: ResultPoint, ck: string, native = false): SeriesRef => {
         let s = this.byCheapKey.get(ck);
@@ -131,7 +174,7 @@ export class SeriesModel {
         if (p.user) for (const k in p.user) ck += `\x02${k}=${p.user[k]}`;
         out.push({ s: intern(p, ck), v: p.value, t });
       }
-      this.derive(cheap, group, seconds(r.durationNs), t, intern, out);
+      this.derive(st, cheap, seconds(r.durationNs), t, intern, out);
     }
     for (let i = first; i < out.length; i++) {
       const x = out[i]!;
@@ -140,16 +183,32 @@ export class SeriesModel {
     this.evict();
   }
 
-  private derive(cheap: string, group: string, d: number, t: number, intern: (p: ResultPoint, ck: string, native?: boolean) => SeriesRef, out: ModelSample[]): void {
+  /** The derived state of a result series, created when missing. */
+  private state(cheap: string, group: string): Derived {
     let st = this.derived.get(cheap);
     if (!st) {
       const nh = this.o.native;
-      st = { native: nh ? new NativeHistogramState(nh.schema, nh.zeroThreshold, nh.maxBuckets) : null, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0, window: new Float64Array(this.o.jitterWindow), filled: 0, next: 0 };
+      st = {
+        recent: new Float64Array(RECENT_RESULTS),
+        recentNext: 0,
+        newest: 0,
+        native: nh ? new NativeHistogramState(nh.schema, nh.zeroThreshold, nh.maxBuckets) : null,
+        counts: new Float64Array(this.buckets.length + 1),
+        sum: 0,
+        count: 0,
+        window: new Float64Array(this.o.jitterWindow),
+        filled: 0,
+        next: 0,
+      };
       this.derived.set(cheap, st);
       let keys = this.derivedKeys.get(group);
       if (!keys) this.derivedKeys.set(group, (keys = new Set()));
       keys.add(cheap);
     }
+    return st;
+  }
+
+  private derive(st: Derived, cheap: string, d: number, t: number, intern: (p: ResultPoint, ck: string, native?: boolean) => SeriesRef, out: ModelSample[]): void {
     for (let i = 0; i < this.buckets.length; i++) if (d <= this.buckets[i]!) st.counts[i]!++;
     st.counts[this.buckets.length]!++;
     st.sum += d;

@@ -27,8 +27,11 @@ export interface SeriesSample {
 
 /** Why a label was left out of a series. */
 export type LabelDropReason = 'reserved' | 'invalid_name' | 'empty_value';
-/** Why a whole sample or result was left out. */
-export type SampleDropReason = 'invalid_metric_name' | 'no_timestamp';
+/**
+ * Why a whole sample or result was left out. `duplicate_result` counts results (not
+ * samples) already processed for their series: a redelivered or repeated message.
+ */
+export type SampleDropReason = 'invalid_metric_name' | 'no_timestamp' | 'duplicate_result';
 
 /** What was left out while converting, by reason (for metrics). */
 export interface ConversionDrops {

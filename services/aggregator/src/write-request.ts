@@ -22,6 +22,12 @@ export interface SeriesRef {
   readonly group: string;
   /** True for a native histogram series: its samples (and stale markers) are written as `histograms`. */
   readonly native: boolean;
+  /**
+   * True for a series whose values the aggregator derives from earlier results
+   * (`probemesh_probe_duration_seconds*`, `probemesh_probe_jitter_seconds`): re-processing
+   * a result gives another value at the same timestamp, which Prometheus refuses.
+   */
+  readonly derived: boolean;
   /** Newest sample timestamp queued for this series, ms (0 = none yet). */
   lastTs: number;
 }
@@ -103,7 +109,9 @@ export function encodeLabels(labels: readonly Label[]): Buffer {
 /** Creates a SeriesRef for sorted `labels`. */
 export function makeSeries(labels: readonly Label[], group = '', native = false): SeriesRef {
   const key = seriesKey(labels);
-  return { key, labels, encodedLabels: encodeLabels(labels), hash: hash32(key), group, native, lastTs: 0 };
+  const name = labels.find((l) => l.name === '__name__')?.value ?? '';
+  const derived = name.startsWith('probemesh_probe_duration_seconds') || name === 'probemesh_probe_jitter_seconds';
+  return { key, labels, encodedLabels: encodeLabels(labels), hash: hash32(key), group, native, derived, lastTs: 0 };
 }
 
 /** Zigzag encoding of a signed integer (sint32/sint64), exact up to 2^52. */
