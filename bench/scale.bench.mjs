@@ -311,6 +311,7 @@ async function main() {
     // Per target one array of numbers (µs since `started`) × 16 + prober index: compact enough
     // for millions of results; equal neighbours after sorting are duplicates.
     const seen = new Map();
+    const urlOf = new Map();
     const proberIdx = new Map(probers.map((p, i) => [p.id, i]));
     const baseUs = started * 1000;
     let results = 0;
@@ -319,8 +320,9 @@ async function main() {
     const ci = await jsm.consumers.add(STREAM_RESULTS, { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: 60e9, max_batch: 1000 });
     const consumer = await js.consumers.get(STREAM_RESULTS, ci.name);
     let lastSeq = 0;
+    let emptyFetches = 0;
     while (lastSeq < info.state.last_seq) {
-      const batchMsgs = await consumer.fetch({ max_messages: 1000, expires: 5000 });
+      const batchMsgs = await consumer.fetch({ max_messages: 100, expires: 5000 });
       let got = 0;
       for await (const m of batchMsgs) {
         got++;
@@ -331,11 +333,21 @@ async function main() {
           const idx = proberIdx.get(r.prober);
           if (idx === undefined) throw new Error(`result from unknown prober ${JSON.stringify(r.prober)}`);
           let l = seen.get(r.targetId);
-          if (!l) seen.set(r.targetId, (l = []));
+          if (!l) {
+            seen.set(r.targetId, (l = []));
+            urlOf.set(r.targetId, r.target);
+          }
           l.push(Math.round(toNumber(r.startUnixNano) / 1e3 - baseUs) * 16 + idx);
         }
       }
-      if (!got) throw new Error(`reading PM_RESULTS: no message after sequence ${lastSeq} of ${info.state.last_seq}`);
+      if (!got) {
+        const c = await jsm.consumers.info(STREAM_RESULTS, ci.name);
+        if (c.num_pending === 0 && c.num_ack_pending === 0) {
+          log(`PM_RESULTS read up to sequence ${lastSeq} of ${info.state.last_seq}: nothing pending (interior messages missing?)`);
+          break;
+        }
+        if (++emptyFetches > 10) throw new Error(`reading PM_RESULTS: no message after sequence ${lastSeq} of ${info.state.last_seq} (consumer pending ${c.num_pending})`);
+      }
     }
     let unique = 0;
     for (const [id, l] of seen) {
@@ -359,6 +371,21 @@ async function main() {
     const stored = Number((await prom.query(`sum(count_over_time(probe_success{job="scale"}[${rangeS}s]))`, endS))[0]?.value[1] ?? 0);
     const storedByProber = Object.fromEntries((await prom.query(`sum by (prober) (count_over_time(probe_success{job="scale"}[${rangeS}s]))`, endS)).map((s) => [s.metric.prober, Number(s.value[1])]));
     log(`Prometheus: ${stored} probe_success samples; lost = ${unique - stored}`);
+    // Per (target, prober): stream vs Prometheus, and the first mismatch in detail.
+    const promCounts = new Map((await prom.query(`count_over_time(probe_success{job="scale"}[${rangeS}s])`, endS)).map((x) => [`${x.metric.instance}\n${x.metric.prober}`, Number(x.value[1])]));
+    const streamCounts = new Map();
+    for (const [id, l] of seen) for (const v of l) { const k = `${urlOf.get(id)}\n${proberOf(v)}`; streamCounts.set(k, (streamCounts.get(k) ?? 0) + 1); }
+    const mismatched = [...new Set([...promCounts.keys(), ...streamCounts.keys()])].filter((k) => (promCounts.get(k) ?? 0) !== (streamCounts.get(k) ?? 0));
+    if (mismatched.length) {
+      const k = mismatched[0];
+      const [url, pr] = k.split('\n');
+      const id = [...urlOf].find(([, u]) => u === url)?.[0];
+      const fromStream = [...(seen.get(id) ?? [])].filter((v) => proberOf(v) === pr).map((v) => Math.round(msOf(v)));
+      const fromProm = ((await prom.queryMatrix(`probe_success{job="scale",instance="${url}",prober="${pr}"}[${rangeS}s]`, endS))[0]?.values ?? []).map((x) => Math.round(Number(x[0]) * 1000));
+      const onlyProm = fromProm.filter((t) => !fromStream.some((u) => Math.abs(u - t) < 1));
+      const onlyStream = fromStream.filter((t) => !fromProm.some((u) => Math.abs(u - t) < 1));
+      log(`${mismatched.length} (target, prober) pairs differ; e.g. ${url} ${pr}: stream ${fromStream.length}, Prometheus ${fromProm.length}; only in Prometheus ${JSON.stringify(onlyProm.slice(0, 8))}; only in stream ${JSON.stringify(onlyStream.slice(0, 8))}`);
+    }
 
     // ---- coverage: gaps between consecutive results of each target; the killed prober's targets ----
     const gapAll = [];
@@ -418,7 +445,7 @@ async function main() {
       backlog_messages: { max: Math.max(...backlog), last: backlog.at(-1), slope_second_half_per_min: slope(ts.slice(half), backlog.slice(half)) * 60 },
       storage_lag_s: { p50: q(series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag))), 0.5), max: Math.max(...series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag)))) },
       drain_after_stop_s: drainS,
-      counts: { stream_messages: info.state.messages, stream_bytes: info.state.bytes, stream_first_seq: info.state.first_seq, stream_max_bytes: info.config.max_bytes, results_in_stream: results, unique_results: unique, stored_in_prometheus: stored, lost: unique - stored, by_prober: byProber, stored_by_prober: storedByProber, aggregators: aggFinal, probers_dropped: probers.reduce((a, p) => a + (p.final?.dropped ?? p.last?.dropped ?? 0), 0) },
+      counts: { mismatched_target_prober_pairs: mismatched.length, stream_messages: info.state.messages, stream_bytes: info.state.bytes, stream_first_seq: info.state.first_seq, stream_max_bytes: info.config.max_bytes, results_in_stream: results, unique_results: unique, stored_in_prometheus: stored, lost: unique - stored, by_prober: byProber, stored_by_prober: storedByProber, aggregators: aggFinal, probers_dropped: probers.reduce((a, p) => a + (p.final?.dropped ?? p.last?.dropped ?? 0), 0) },
       cpu_cores: cpu,
       memory_mib: mem,
       timeline: samples.map((s) => ({ t: s.t, probers: s.probers, aggregators: s.aggregators, rss: Object.fromEntries(Object.entries(s.procs).map(([k, v]) => [k, Math.round(v.rssMiB)])) })),
