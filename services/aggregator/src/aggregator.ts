@@ -75,11 +75,19 @@ export async function startAggregator(config: AggregatorConfig, deps: Aggregator
     const names = endpoints.map((e) => e.endpoint);
     if (new Set(names).size !== names.length) throw new ConfigError('aggregator', [{ path: 'remote_write', message: `endpoint names must be unique (got ${names.join(', ')}); set name:` }]);
     const wantsNative = config.remote_write.some((rw) => rw.native_histograms !== 'never');
+    let evictWarned = false;
     const model = new SeriesModel({
       job: config.job,
       buckets: config.series.histogram_buckets,
       jitterWindow: config.series.jitter_window,
       maxSeries: config.series.max_series,
+      // Forgetting series that are still written means re-encoding them and restarting their
+      // histograms: the scale bench found it costing most of an aggregator's CPU. Say so once.
+      onEvict: (n) => {
+        if (evictWarned) return;
+        evictWarned = true;
+        log.warn({ evicted: n, max_series: config.series.max_series }, 'series.max_series reached: forgetting the oldest series (an HTTP result makes 30–45 series per target and prober); raise series.max_series if this repeats');
+      },
       native: wantsNative ? { schema: config.series.native_histogram_schema, zeroThreshold: config.series.native_histogram_zero_threshold, maxBuckets: config.series.native_histogram_max_buckets } : null,
     });
     const skew = new SkewMonitor(metrics, log.child({ component: 'skew' }), config.skew_threshold);

@@ -154,7 +154,7 @@ export const aggregatorConfigSchema = obj({
   series: obj({
     histogram_buckets: list(num({ min: 0 }), { default: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], doc: 'Upper bounds (seconds) of probemesh_probe_duration_seconds buckets.' }),
     jitter_window: num({ int: true, min: 2, max: 10_000, default: 30, doc: 'probemesh_probe_jitter_seconds = standard deviation of the last N probe durations of a series.' }),
-    max_series: num({ int: true, min: 100, default: 200_000, doc: 'Most series whose histogram/jitter state is kept (least recently seen evicted).' }),
+    max_series: num({ int: true, min: 100, default: 1_000_000, doc: 'Most series kept (labels encoded once, histogram/jitter state); beyond it the oldest-created are forgotten, logged once. An HTTP result makes 30–45 series per target and prober (10,000 targets ≈ 300,000–450,000).' }),
     native_histogram_schema: num({ int: true, min: -4, max: 8, default: 3, doc: 'Schema of the native duration histogram: bucket boundaries are powers of 2^(2^-schema) (3: each bucket ~9 % wider than the previous, like client_golang\'s bucket factor 1.1). Lowered per series when it needs more than native_histogram_max_buckets buckets.' }),
     native_histogram_max_buckets: num({ int: true, min: 1, max: 10_000, default: 160, doc: 'Most populated buckets of one native histogram series before its schema is lowered (buckets merged pairwise).' }),
     native_histogram_zero_threshold: num({ min: 0, default: 2.938735877055719e-39, doc: 'Width of the native histogram zero bucket, seconds (durations at or below it are counted there).' }),

@@ -146,3 +146,16 @@ test('a result is converted once: a repeat (remembered, or older than all RECENT
   assert.equal(run(9).dup, 1);
   assert.equal(run(13 + RECENT_RESULTS).count, 4 + RECENT_RESULTS);
 });
+
+test('past max_series the oldest-created series are forgotten and the hook is told how many', () => {
+  const evicted: number[] = [];
+  const model = new SeriesModel({ job: 'probemesh', buckets: [0.1], jitterWindow: 3, maxSeries: 100, onEvict: (n) => evicted.push(n) });
+  convert(model, [result()]);
+  const perTarget = model.seriesCount;
+  assert.ok(perTarget > 0 && perTarget < 100, `series of one result: ${perTarget}`);
+  assert.deepEqual(evicted, [], 'nothing forgotten under the limit');
+  const many = Array.from({ length: 20 }, (_, i) => result({ target: `https://t${i}.example/`, targetId: `id${i}` }));
+  convert(model, many);
+  assert.ok(evicted.length > 0 && evicted.every((n) => n > 0), `evictions: ${evicted.join(',')}`);
+  assert.ok(model.seriesCount <= 100, `kept ${model.seriesCount} series, limit 100`);
+});

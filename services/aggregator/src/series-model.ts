@@ -54,6 +54,8 @@ export interface SeriesModelOptions {
   jitterWindow: number;
   /** Most series (and derived states) kept; the oldest-created are forgotten first. */
   maxSeries: number;
+  /** Called with the number of series forgotten each time the limit is hit. */
+  onEvict?: (series: number) => void;
   /** Also produce native histogram samples (null/absent: classic histogram only). */
   native?: NativeHistogramOptions | null;
 }
@@ -272,10 +274,12 @@ export class SeriesModel {
     if (over <= 0) return;
     let n = 0;
     for (const [key, s] of this.byKey) {
-      if (n++ >= over + Math.ceil(this.o.maxSeries / 10)) break;
+      if (n >= over + Math.ceil(this.o.maxSeries / 10)) break;
+      n++;
       this.byKey.delete(key);
       this.groups.get(s.group)?.delete(s);
     }
+    this.o.onEvict?.(n);
     for (const [ck, s] of this.byCheapKey) if (!this.byKey.has(s.key) || this.byKey.get(s.key) !== s) this.byCheapKey.delete(ck);
     while (this.derived.size > this.o.maxSeries) {
       const first = this.derived.keys().next().value as string;
