@@ -73,7 +73,9 @@ test('duration histogram is cumulative per series; jitter is the stddev of the l
   assert.equal(model.groupSeries('ida\np1').length, m.size);
   model.forgetGroup('ida\np1');
   assert.equal(model.groupSeries('ida\np1').length, 0);
-  assert.equal(convert(model, [at(4, 5n)]).get('probemesh_probe_duration_seconds_count'), 1, 'state restarts after the group is forgotten');
+  const again = convert(model, [at(4, 5n)]);
+  assert.equal(again.get('probemesh_probe_duration_seconds_count'), 1, 'state restarts after the group is forgotten');
+  assert.equal(model.groupSeries('ida\np1').length, again.size, 'its series are interned afresh, none served from a forgotten entry');
 });
 
 for (const native of [false, true]) {

@@ -115,6 +115,8 @@ function remember(st: Derived, t: number): boolean {
 /** Converts results into samples of interned series; see the file comment. */
 export class SeriesModel {
   private readonly byCheapKey = new Map<string, SeriesRef>();
+  /** The cheap keys interned per group, so forgetting a group does not scan every series. */
+  private readonly cheapKeysOfGroup = new Map<string, Set<string>>();
   private readonly byKey = new Map<string, SeriesRef>();
   private readonly derived = new Map<string, Derived>();
   private readonly groups = new Map<string, Set<SeriesRef>>();
@@ -168,6 +170,9 @@ export class SeriesModel {
           g.add(s);
         }
         this.byCheapKey.set(ck, s);
+        let cks = this.cheapKeysOfGroup.get(s.group);
+        if (!cks) this.cheapKeysOfGroup.set(s.group, (cks = new Set()));
+        cks.add(ck);
         return s;
       };
       for (const p of resultPoints(r, drops)) {
@@ -264,7 +269,10 @@ export class SeriesModel {
     if (!g) return;
     this.groups.delete(group);
     for (const s of g) this.byKey.delete(s.key);
-    for (const [ck, s] of this.byCheapKey) if (s.group === group) this.byCheapKey.delete(ck);
+    // Per group, not a scan of every series: when a prober dies its thousands of groups are
+    // forgotten at once, and a scan each (groups × series) blocked the event loop for minutes.
+    for (const ck of this.cheapKeysOfGroup.get(group) ?? []) this.byCheapKey.delete(ck);
+    this.cheapKeysOfGroup.delete(group);
     for (const k of this.derivedKeys.get(group) ?? []) this.derived.delete(k);
     this.derivedKeys.delete(group);
   }
