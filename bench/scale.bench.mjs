@@ -12,7 +12,8 @@
 //   npm run bench -- scale                      (10,000 targets at 1 s, 600 s: the issue's figure)
 //   TARGETS=2000 DURATION_S=60 npm run bench -- scale   (a quick run)
 // Env: TARGETS, INTERVAL_MS, TIMEOUT_MS, DURATION_S, WARMUP_S, PROBERS, AGGREGATORS,
-// SERVERS (target server processes), SAMPLE_S, EBPF (0/1), KILL (0/1), LABEL (results key).
+// SERVERS (target server processes), SAMPLE_S, EBPF (0/1), KILL (0/1), LABEL (results key),
+// RW_SHARDS and RW_MAX_PER_SEND (the aggregators' remote_write shards / max_samples_per_send).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,10 @@ const SERVERS = env('SERVERS', 2);
 const SAMPLE_S = env('SAMPLE_S', 5);
 const EBPF = env('EBPF', 0) === 1;
 const KILL = env('KILL', 1) === 1;
+// Aggregator remote_write tuning (defaults: the aggregator's own, 4 shards × 2,000 samples).
+const RW_SHARDS = env('RW_SHARDS', 0);
+const RW_MAX_PER_SEND = env('RW_MAX_PER_SEND', 0);
+const RW_EXTRA = `${RW_SHARDS ? `    shards: ${RW_SHARDS}\n` : ''}${RW_MAX_PER_SEND ? `    max_samples_per_send: ${RW_MAX_PER_SEND}\n` : ''}`;
 const LABEL = process.env.LABEL || `${TARGETS}x${INTERVAL_MS}ms`;
 const CLI = join(root, 'services/cli/dist/main.js');
 const TICK = 100; // USER_HZ
@@ -139,7 +144,7 @@ async function main() {
   let admin;
   let cluster;
   let prom;
-  const out = { label: LABEL, date: new Date().toISOString(), config: { TARGETS, INTERVAL_MS, TIMEOUT_MS, DURATION_S, WARMUP_S, PROBERS, AGGREGATORS, SERVERS, SAMPLE_S, EBPF, KILL } };
+  const out = { label: LABEL, date: new Date().toISOString(), config: { TARGETS, INTERVAL_MS, TIMEOUT_MS, DURATION_S, WARMUP_S, PROBERS, AGGREGATORS, SERVERS, SAMPLE_S, EBPF, KILL, RW_SHARDS, RW_MAX_PER_SEND } };
   try {
     log(`scale: ${TARGETS} targets at ${INTERVAL_MS} ms over ${PROBERS} probers, ${AGGREGATORS} aggregators, 3-node NATS, Prometheus; ${DURATION_S} s after ${WARMUP_S} s warm-up`);
     cluster = await h.startNatsCluster(3, { procs, maxFileStore: '16GB' });
@@ -170,7 +175,7 @@ async function main() {
     for (let i = 0; i < AGGREGATORS; i++) {
       const port = await h.freePort();
       const id = `a${i + 1}`;
-      writeFileSync(join(dir, `${id}.yml`), `id: ${id}\njob: scale\n${natsYaml}http:\n  listen: 127.0.0.1:${port}\nremote_write:\n  - url: "${prom.writeUrl}"\nlog:\n  level: warn\n`);
+      writeFileSync(join(dir, `${id}.yml`), `id: ${id}\njob: scale\n${natsYaml}http:\n  listen: 127.0.0.1:${port}\nremote_write:\n  - url: "${prom.writeUrl}"\n${RW_EXTRA}log:\n  level: warn\n`);
       aggs.push({ id, url: `http://127.0.0.1:${port}`, proc: track('aggregator', id, procs.spawn(process.execPath, [CLI, 'aggregator', '--config', join(dir, `${id}.yml`)], { name: id })) });
     }
     const probers = [];
@@ -296,7 +301,7 @@ async function main() {
     log(`aggregators drained ${drainS.toFixed(0)} s after the probers stopped`);
     const aggFinal = {};
     for (const a of aggs) {
-      const ms = await scrape(a.url);
+      const ms = await h.waitFor(() => scrape(a.url), { timeoutMs: 300_000, intervalMs: 1000, what: `${a.id} /metrics` });
       const dropped = {};
       for (const m of ms.filter((x) => x.name === 'probemesh_aggregator_samples_dropped_total' && x.value > 0)) dropped[m.labels.reason] = (dropped[m.labels.reason] ?? 0) + m.value;
       aggFinal[a.id] = { received: sum(ms, 'probemesh_aggregator_results_received_total'), sent: sum(ms, 'probemesh_aggregator_samples_sent_total'), dropped: sum(ms, 'probemesh_aggregator_samples_dropped_total'), dropped_by_reason: dropped, retried: sum(ms, 'probemesh_aggregator_samples_retried_total') };
@@ -443,7 +448,12 @@ async function main() {
       coverage: { expected_results_in_window: expected, results_in_window: inWindow, ratio: inWindow / expected, max_gap_per_target_ms: { p50: q(gapAll, 0.5), p99: q(gapAll, 0.99), max: Math.max(...gapAll) } },
       kill: killMs === undefined ? null : { prober: victim.id, at_s: (killMs - runStart) / 1000, targets: victimGaps.length, from_kill_ms: { p50: q(victimGaps.map((g) => g.fromKill), 0.5), p99: q(victimGaps.map((g) => g.fromKill), 0.99), max: Math.max(...victimGaps.map((g) => g.fromKill)) }, gap_ms: { p50: q(victimGaps.map((g) => g.gap), 0.5), max: Math.max(...victimGaps.map((g) => g.gap)) } },
       backlog_messages: { max: Math.max(...backlog), last: backlog.at(-1), slope_second_half_per_min: slope(ts.slice(half), backlog.slice(half)) * 60 },
-      storage_lag_s: { p50: q(series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag))), 0.5), max: Math.max(...series((s) => Math.max(0, ...Object.values(s.aggregators).map((x) => x.storageLag)))) },
+      // Remote storage lag of the aggregators that sent something since the previous sample
+      // (one owning only a dead prober's subject sends nothing, and its gauge just ages).
+      storage_lag_s: (() => {
+        const lags = samples.map((s, i) => Math.max(0, ...Object.entries(s.aggregators).filter(([id, x]) => i > 0 && samples[i - 1].aggregators[id] && x.sent > samples[i - 1].aggregators[id].sent).map(([, x]) => x.storageLag)));
+        return { p50: q(lags, 0.5), p99: q(lags, 0.99), max: Math.max(...lags) };
+      })(),
       drain_after_stop_s: drainS,
       counts: { mismatched_target_prober_pairs: mismatched.length, stream_messages: info.state.messages, stream_bytes: info.state.bytes, stream_first_seq: info.state.first_seq, stream_max_bytes: info.config.max_bytes, results_in_stream: results, unique_results: unique, stored_in_prometheus: stored, lost: unique - stored, by_prober: byProber, stored_by_prober: storedByProber, aggregators: aggFinal, probers_dropped: probers.reduce((a, p) => a + (p.final?.dropped ?? p.last?.dropped ?? 0), 0) },
       cpu_cores: cpu,
@@ -470,7 +480,7 @@ function report(o) {
   console.log(`results/s ${f(o.results_per_s)} of ${f(o.target_probes_per_s)} wanted; success ${f(o.success_ratio * 100, 2)} %; scheduler lag p50 ${f(o.scheduler.lag_p50_ms, 1)} ms p99 ${f(o.scheduler.lag_p99_ms, 1)} ms; missed slots ${f(o.scheduler.missed_slots)} (${f(o.scheduler.missed_ratio * 100, 2)} %)`);
   console.log(`coverage ${f(o.coverage.ratio * 100, 2)} % of ${f(o.coverage.expected_results_in_window)} expected results; per-target max gap p50 ${f(o.coverage.max_gap_per_target_ms.p50)} ms p99 ${f(o.coverage.max_gap_per_target_ms.p99)} ms`);
   if (o.kill) console.log(`kill -9 ${o.kill.prober} at ${f(o.kill.at_s)} s: ${o.kill.targets} targets, first result from another prober after p50 ${f(o.kill.from_kill_ms.p50)} ms / max ${f(o.kill.from_kill_ms.max)} ms; gap p50 ${f(o.kill.gap_ms.p50)} max ${f(o.kill.gap_ms.max)} ms`);
-  console.log(`backlog (JetStream pending) max ${f(o.backlog_messages.max)} msgs, last ${f(o.backlog_messages.last)}, slope in 2nd half ${f(o.backlog_messages.slope_second_half_per_min, 1)} msgs/min; remote storage lag p50 ${f(o.storage_lag_s.p50, 1)} s max ${f(o.storage_lag_s.max, 1)} s; drain after stop ${f(o.drain_after_stop_s)} s`);
+  console.log(`backlog (JetStream pending) max ${f(o.backlog_messages.max)} msgs, last ${f(o.backlog_messages.last)}, slope in 2nd half ${f(o.backlog_messages.slope_second_half_per_min, 1)} msgs/min; remote storage lag (sending aggregators) p50 ${f(o.storage_lag_s.p50, 1)} s p99 ${f(o.storage_lag_s.p99, 1)} s max ${f(o.storage_lag_s.max, 1)} s; drain after stop ${f(o.drain_after_stop_s)} s`);
   const c = o.counts;
   console.log(`results in PM_RESULTS ${f(c.unique_results)} (raw ${f(c.results_in_stream)}), stored in Prometheus ${f(c.stored_in_prometheus)}: LOST ${f(c.lost)}; aggregator drops ${f(Object.values(c.aggregators).reduce((a, x) => a + x.dropped, 0))} ${JSON.stringify(Object.values(c.aggregators).map((x) => x.dropped_by_reason))}; prober drops ${f(c.probers_dropped)}`);
   console.log('process        CPU cores   RSS first → last MiB (max, slope MiB/min after the first quarter)');
