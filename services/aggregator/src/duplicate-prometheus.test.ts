@@ -10,28 +10,12 @@ import assert from 'node:assert/strict';
 import { connect, NatsConnection } from 'nats';
 import { loadConfig, resultsSubject, silentLogger, toULong } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
-import { findBinary, NatsServer, PrometheusServer, sampleValue, startNats, startPrometheus, waitFor } from '@probemesh/testkit';
+import { NatsServer, PrometheusServer, sampleValue, startNats, startPrometheus, waitFor } from '@probemesh/testkit';
 import { aggregatorConfigSchema } from './config';
 import { startAggregator } from './aggregator';
+import { metricValue, skipWithoutServers } from './test-helpers';
 
-const installed = (name: string) => {
-  try {
-    return Boolean(findBinary(name, name));
-  } catch {
-    return false;
-  }
-};
-const skip = !installed('prometheus') || !installed('nats-server') ? 'needs prometheus and nats-server (Debian packages; npm test installs them as root)' : false;
-
-/** Sums one metric (over label sets matching `labelRe`) in a /metrics text. */
-function metricValue(text: string, name: string, labelRe = /.*/): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (m && m[1] === name && labelRe.test(m[2] ?? '')) sum += Number(m[3]);
-  }
-  return sum;
-}
+const skip = skipWithoutServers;
 
 describe('repeated result messages with real Prometheus 2.42', { skip }, () => {
   let prom: PrometheusServer;

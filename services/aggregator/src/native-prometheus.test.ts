@@ -11,29 +11,13 @@ import assert from 'node:assert/strict';
 import { connect, NatsConnection } from 'nats';
 import { loadConfig, resultsSubject, silentLogger, toULong } from '@probemesh/common';
 import { probemesh } from '@probemesh/proto';
-import { findBinary, NatsServer, PrometheusServer, sampleValue, startNats, startPrometheus, waitFor } from '@probemesh/testkit';
+import { NatsServer, PrometheusServer, sampleValue, startNats, startPrometheus, waitFor } from '@probemesh/testkit';
 import { aggregatorConfigSchema } from './config';
 import { startAggregator } from './aggregator';
+import { metricValue, skipWithoutServers } from './test-helpers';
 import { bucketIndex, bucketUpperBound } from './native-histogram';
 
-const installed = (name: string) => {
-  try {
-    return Boolean(findBinary(name, name));
-  } catch {
-    return false;
-  }
-};
-const skip = !installed('prometheus') || !installed('nats-server') ? 'needs prometheus and nats-server (Debian packages; npm test installs them as root)' : false;
-
-/** Reads one metric's value (summed over label sets matching `labelRe`) from a /metrics text. */
-function metricValue(text: string, name: string, labelRe = /.*/): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (m && m[1] === name && labelRe.test(m[2] ?? '')) sum += Number(m[3]);
-  }
-  return sum;
-}
+const skip = skipWithoutServers;
 
 const N = 60;
 /** Target "steady": every probe takes 250 ms (a bucket boundary at any schema ≥ 0). */
