@@ -25,14 +25,14 @@
  * an IP literal); check → the call (connect + TLS + HTTP/2 + request + reply).
  */
 import { isIP, Socket } from 'node:net';
-import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { bool, Infer, obj, record, str } from '@probemesh/common';
 import { dialTcp } from './dial';
-import { FailureCode, FailureCodes, failureCodeOf } from './failure';
+import { FailureCode, FailureCodes } from './failure';
 import { GrpcStatus, healthCheck, SERVING_STATUSES, STATUS_NAMES } from './grpc-health';
 import { phasesFromMarks } from './phases';
+import { handshake } from './tls-client';
 import { ipProtocolFallback, parseHostPort, preferredIpProtocol, resolveAddress, ResolveAllFn, systemResolveAll, addressGauges } from './target-addr';
-import { prepareTls, PreparedTls, skipNodeIdentityCopy, tlsConfigSchema, tlsConnectOptions, tlsGauges, verifyName, verifyPeer } from './tls-info';
+import { prepareTls, PreparedTls, tlsConfigSchema, verifyName } from './tls-info';
 import { GaugeValue, Probe, ProbeContext, ProbeOutcome, ProbeTarget } from './types';
 
 /** Options of a `grpc` probe module (blackbox `grpc:` block + `metadata`). */
@@ -55,35 +55,6 @@ export const GRPC_PHASES = ['resolve', 'check'] as const;
 export function grpcProbe(options: GrpcProbeOptions, deps: { resolveAll?: ResolveAllFn } = {}): Probe {
   const prep = { resolveAll: deps.resolveAll ?? systemResolveAll, tls: prepareTls(options.tls_config) };
   return { kind: 'grpc', run: (target, signal, ctx) => runGrpc(options, prep, target, signal, ctx) };
-}
-
-type TlsResult = { ok: true; socket: TLSSocket; gauges: GaugeValue[] } | { ok: false; code: FailureCode; message: string; gauges: GaugeValue[] };
-
-/** TLS over `socket` offering ALPN h2 (gRPC needs it), verified by us (tls-info.ts); resolves, never rejects. */
-function handshakeH2(socket: Socket, host: string, tls: PreparedTls, signal: AbortSignal): Promise<TlsResult> {
-  return new Promise<TlsResult>((resolve) => {
-    const s = tlsConnect({ ...tlsConnectOptions(tls, host, ['h2']), socket });
-    skipNodeIdentityCopy(s);
-    const done = (r: TlsResult): void => {
-      s.removeListener('secureConnect', onOk);
-      s.removeListener('error', onErr);
-      signal.removeEventListener('abort', onAbort);
-      if (!r.ok) s.destroy();
-      resolve(r);
-    };
-    const onOk = (): void => {
-      const gauges = tlsGauges(s, tls);
-      const bad = verifyPeer(s, tls, host);
-      // A server without ALPN gets HTTP/2 all the same (as grpc-go did in blackbox 0.23).
-      done(bad ? { ok: false, code: bad.code, message: `TLS: ${bad.message}`, gauges } : { ok: true, socket: s, gauges });
-    };
-    const onErr = (err: Error): void => done({ ok: false, code: failureCodeOf(err, 'tls'), message: `TLS handshake: ${err.message}`, gauges: [] });
-    const onAbort = (): void => done({ ok: false, code: FailureCodes.TIMEOUT, message: 'timeout during the TLS handshake', gauges: [] });
-    s.once('secureConnect', onOk);
-    s.once('error', onErr);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** blackbox's grpc gauges come from this set of TLS gauges (no last-chain expiry on grpc). */
@@ -139,7 +110,8 @@ async function runGrpc(opts: GrpcProbeOptions, prep: { resolveAll: ResolveAllFn;
     sock = dialed.socket;
     socketInfo = { localPort: sock.localPort, remoteAddress: addr.address, remotePort: hp.port, startMonoNs, endMonoNs: startMonoNs };
     if (useTls) {
-      const hs = await handshakeH2(sock, hp.host, prep.tls, signal);
+      // ALPN h2 (gRPC needs it); a server without ALPN gets HTTP/2 all the same (as grpc-go did in blackbox 0.23).
+      const hs = await handshake(sock, hp.host, prep.tls, signal, undefined, ['h2']);
       tls = hs.gauges;
       if (!hs.ok) return unavailable(hs.code, hs.message);
       ssl = 1;

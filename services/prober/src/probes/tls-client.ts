@@ -14,13 +14,13 @@ export type Handshake = { ok: true; socket: TLSSocket; gauges: GaugeValue[] } | 
 
 /**
  * Runs a TLS handshake over `socket` (`host` = the target host, for SNI and the name
- * check) and verifies the peer; resolves, never rejects. `head` = bytes already read
+ * check) and verifies the peer; resolves, never rejects. `alpn` = protocols to offer. `head` = bytes already read
  * from the socket that belong to the TLS stream.
  */
-export function handshake(socket: Socket, host: string, tls: PreparedTls, signal: AbortSignal, head?: Buffer): Promise<Handshake> {
+export function handshake(socket: Socket, host: string, tls: PreparedTls, signal: AbortSignal, head?: Buffer, alpn?: string[]): Promise<Handshake> {
   return new Promise<Handshake>((resolve) => {
     if (head && head.length > 0) socket.unshift(head);
-    const s = tlsConnect({ ...tlsConnectOptions(tls, host), socket });
+    const s = tlsConnect({ ...tlsConnectOptions(tls, host, alpn), socket });
     skipNodeIdentityCopy(s);
     const done = (r: Handshake): void => {
       s.removeListener('secureConnect', onOk);
