@@ -4,8 +4,8 @@ import { parseKernelLine, TcpConnEvent } from './events';
 import { KernelJoiner } from './joiner';
 import { kernelNote, kernelTcpOf } from './kernel-tcp';
 
-const LINE =
-  '{"e":"tcp","sk":"ffff8881","sport":44070,"dport":8080,"daddr":"::ffff:10.9.0.2","syn":"2100453417030","est":"2100453472874","fb":"2100457436229","end":"2100461271193","state":9,"srtt_us":189,"mdev_us":39,"total_retrans":0,"rtx":0,"synrtx":0,"rst":0}';
+// As bpftrace 0.17 prints an entry of the program's @done0 map (key: socket address, SYN time).
+const LINE = '@done0[-131386485255360, 2100453417030]: (44070, 8080, ::ffff:10.9.0.2, 2100453472874, 2100457436229, 2100461271193, 9, 189, 39, 0, 0, 0, 0)';
 
 function ev(over: Partial<TcpConnEvent> = {}): TcpConnEvent {
   return { ...(parseKernelLine(LINE) as TcpConnEvent), ...over };
@@ -20,6 +20,11 @@ describe('parseKernelLine', () => {
     assert.equal(e.synNs, 2100453417030n);
     assert.equal(e.estNs - e.synNs, 55844n);
     assert.equal(e.state, 9);
+    assert.equal(e.firstByteNs, 2100457436229n);
+    assert.equal(e.endNs, 2100461271193n);
+    assert.deepEqual([e.srttRaw, e.mdevRaw, e.totalRetrans, e.retransmits, e.synRetransmits, e.resets], [189, 39, 0, 0, 0, 0]);
+    const counts = parseKernelLine(LINE.replace('0, 0, 0, 0)', '3, 2, 1, 1)')) as TcpConnEvent;
+    assert.deepEqual([counts.totalRetrans, counts.retransmits, counts.synRetransmits, counts.resets], [3, 2, 1, 1]);
   });
   it('keeps ns precision past 2^53 and parses ticks, lost counts, and ignores noise', () => {
     assert.deepEqual(parseKernelLine('{"e":"tick","t":"18446744073709551000"}'), { e: 'tick', t: 18446744073709551000n });
@@ -27,6 +32,13 @@ describe('parseKernelLine', () => {
     assert.equal(parseKernelLine('Attaching 8 probes...'), undefined);
     assert.equal(parseKernelLine(''), undefined);
     assert.equal(parseKernelLine('{"e":"tcp",'), undefined);
+    assert.equal(parseKernelLine('@gen: 1'), undefined);
+    assert.equal(parseKernelLine(LINE.replace(', 0)', ')')), undefined, 'a field missing');
+    assert.equal(parseKernelLine(LINE.replace('(44070', '(x')), undefined, 'a field not a number');
+    assert.equal(parseKernelLine(LINE.slice(0, -1)), undefined, 'cut short');
+    const v6 = parseKernelLine(LINE.replace('::ffff:10.9.0.2', 'FD00::2').replace('@done0', '@done1').replace('2100453417030]', '18446744073709551000]')) as TcpConnEvent;
+    assert.equal(v6.daddr, 'fd00::2');
+    assert.equal(v6.synNs, 18446744073709551000n);
   });
 });
 
@@ -81,6 +93,34 @@ describe('KernelJoiner', () => {
     assert.equal(k?.localPort, 5555);
   });
 
+  it('a probe without a local port takes no established socket, and of never-established ones the SYN soonest after its start', async () => {
+    const start = info.startMonoNs;
+    const portless = { ...info, localPort: undefined };
+    // Waiting first: another probe's established socket in the window passes it by.
+    const j = new KernelJoiner();
+    const p = j.join(portless);
+    j.addEvent(ev({ sport: 7001, synNs: start + 10n }));
+    assert.equal(j.waitingProbes, 1);
+    j.addEvent(ev({ sport: 7002, synNs: start + 20n, estNs: 0n, resets: 1 }));
+    assert.equal((await p)?.localPort, 7002);
+    assert.equal((await j.join({ ...info, localPort: 7001 }))?.localPort, 7001, 'the established socket is still there for its owner');
+    // Lines first: of two never-established sockets, the one whose SYN came soonest after the start.
+    const k = new KernelJoiner();
+    k.addEvent(ev({ sport: 7003, synNs: start + 5_000_000n, estNs: 0n }));
+    k.addEvent(ev({ sport: 7004, synNs: start + 30n, estNs: 0n }));
+    k.addEvent(ev({ sport: 7005, synNs: start + 40n }));
+    assert.equal((await k.join(portless))?.localPort, 7004);
+    // Two port-less probes waiting for one line: the one that started last before its SYN gets it.
+    const m = new KernelJoiner();
+    const early = m.join(portless);
+    const late = m.join({ ...portless, startMonoNs: start + 1_000n });
+    m.addEvent(ev({ sport: 7006, synNs: start + 1_020n, estNs: 0n }));
+    assert.equal((await late)?.localPort, 7006);
+    assert.equal(m.waitingProbes, 1);
+    m.release();
+    assert.equal(await early, undefined);
+  });
+
   it('answers undefined once a tick passes the probe end plus grace, not before', async () => {
     const j = new KernelJoiner({ graceNs: 5_000_000n });
     let settled: unknown = 'pending';
@@ -102,6 +142,19 @@ describe('KernelJoiner', () => {
     assert.equal(j.counts.evicted, 900);
     j.tick(999_000_000n + 1_000_000_001n);
     assert.equal(j.heldEvents, 0);
+  });
+
+  it('expire() answers probes waiting past a bound when no tick comes (a stalled bpftrace), not the others', async () => {
+    const j = new KernelJoiner({ graceNs: 5_000_000n });
+    const old = j.join(info);
+    const recent = j.join({ ...info, startMonoNs: info.startMonoNs + 10_000_000_000n, endMonoNs: info.endMonoNs + 10_000_000_000n });
+    assert.equal(j.expire(info.endMonoNs + 5_000_000n), 0, 'deadline not passed yet');
+    assert.equal(j.expire(info.endMonoNs + 2_000_000_000n), 1);
+    assert.equal(await old, undefined);
+    assert.equal(j.waitingProbes, 1);
+    j.addEvent(ev({ synNs: info.startMonoNs + 10_000_000_100n, endNs: info.endMonoNs + 10_000_000_000n }));
+    assert.ok(await recent);
+    assert.deepEqual(j.counts, { matched: 1, unmatched: 1, evicted: 0 });
   });
 
   it('release() answers every waiting probe', async () => {

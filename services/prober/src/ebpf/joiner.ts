@@ -2,7 +2,12 @@
  * Joins the kernel's per-socket lines to the probes that opened those sockets.
  *
  * Key: peer address + peer port, then the local port (when the probe knows it) and the
- * probe's monotonic window (the socket entered SYN_SENT inside it). A line may arrive
+ * probe's monotonic window (the socket entered SYN_SENT inside it). A probe without a
+ * local port (Node saw no 'connect': refused, unreachable, timed out connecting) only
+ * takes a socket that never reached ESTABLISHED, the one whose SYN came soonest after the
+ * probe's start: otherwise, on a lagging event loop, a probe that timed out while its
+ * connect completed in the kernel took another probe's socket to the same peer (found
+ * with 800 ms timeouts under CPU starvation). A line may arrive
  * before or after the probe asks: lines wait in a bounded store, probes wait (without a
  * timer each) until their line comes or a watermark tick passes their end — then the
  * kernel has nothing for them and they get `undefined`.
@@ -77,14 +82,23 @@ export class KernelJoiner {
     const key = peerKey(ev.daddr, ev.dport);
     const ws = this.waitersByKey.get(key);
     if (ws) {
+      // The probe on the socket's local port, else the port-less probe that started last before the SYN.
+      let best = -1;
       for (let i = 0; i < ws.length; i++) {
         const w = ws[i]!;
-        if (!w.done && matches(w.info, ev)) {
-          ws.splice(i, 1);
-          if (ws.length === 0) this.waitersByKey.delete(key);
-          this.settle(w, kernelTcpOf(ev));
-          return;
+        if (w.done || !matches(w.info, ev)) continue;
+        if (hasPort(w.info)) {
+          best = i;
+          break;
         }
+        if (best < 0 || w.info.startMonoNs > ws[best]!.info.startMonoNs) best = i;
+      }
+      if (best >= 0) {
+        const w = ws[best]!;
+        ws.splice(best, 1);
+        if (ws.length === 0) this.waitersByKey.delete(key);
+        this.settle(w, kernelTcpOf(ev));
+        return;
       }
     }
     let list = this.events.get(key);
@@ -123,15 +137,25 @@ export class KernelJoiner {
     const key = peerKey(normalizeAddress(info.remoteAddress), info.remotePort);
     const list = this.events.get(key);
     if (list) {
+      // The line on the probe's local port, else (no port) the socket whose SYN came soonest after the start.
+      const ported = hasPort(info);
+      let best = -1;
       for (let i = 0; i < list.length; i++) {
         const ev = list[i]!;
-        if (matches(info, ev)) {
-          list.splice(i, 1);
-          if (list.length === 0) this.events.delete(key);
-          this.held--;
-          this.counts.matched++;
-          return Promise.resolve(kernelTcpOf(ev));
+        if (!matches(info, ev)) continue;
+        if (ported) {
+          best = i;
+          break;
         }
+        if (best < 0 || ev.synNs < list[best]!.synNs) best = i;
+      }
+      if (best >= 0) {
+        const ev = list[best]!;
+        list.splice(best, 1);
+        if (list.length === 0) this.events.delete(key);
+        this.held--;
+        this.counts.matched++;
+        return Promise.resolve(kernelTcpOf(ev));
       }
     }
     if (this.waiting >= this.maxWaiters) {
@@ -146,6 +170,26 @@ export class KernelJoiner {
       this.waiterQueue.push(w);
       this.waiting++;
     });
+  }
+
+  /**
+   * Answers `undefined` to every probe whose deadline (end + grace) is before `beforeNs`
+   * (monotonic ns) — for when ticks stop coming. Returns how many it gave up on.
+   */
+  expire(beforeNs: bigint): number {
+    let n = 0;
+    while (this.waiterHead < this.waiterQueue.length) {
+      const w = this.waiterQueue[this.waiterHead]!;
+      if (!w.done && w.deadline >= beforeNs) break;
+      this.waiterHead++;
+      if (!w.done) {
+        this.removeWaiter(w);
+        this.settle(w, undefined);
+        n++;
+      }
+    }
+    this.compactWaiters();
+    return n;
   }
 
   /** Answers every waiting probe with `undefined` (the event source stopped). */
@@ -211,8 +255,16 @@ function peerKey(addr: string, port: number): string {
   return `${addr}|${port}`;
 }
 
-/** The socket entered SYN_SENT inside the probe's window, on the probe's local port if known. */
+function hasPort(info: SocketInfo): boolean {
+  return info.localPort !== undefined && info.localPort !== 0;
+}
+
+/**
+ * The socket entered SYN_SENT inside the probe's window, on the probe's local port if
+ * known; without one (Node never saw the connection established) only a socket the kernel
+ * never established either.
+ */
 function matches(info: SocketInfo, ev: TcpConnEvent): boolean {
-  if (info.localPort !== undefined && info.localPort !== 0 && ev.sport !== info.localPort) return false;
+  if (hasPort(info) ? ev.sport !== info.localPort : ev.estNs !== 0n) return false;
   return ev.synNs >= info.startMonoNs && ev.synNs <= info.endMonoNs;
 }

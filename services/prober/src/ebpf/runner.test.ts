@@ -89,6 +89,34 @@ describe('EbpfRunner with real bpftrace (root)', { skip: canRun ? false : 'needs
     assert.equal(runner.joiner.heldEvents, 0);
   });
 
+  it('joins every probe of a concurrent burst (many sockets per 20 ms batch) to its own socket', async () => {
+    const url = `http://127.0.0.1:${port}/`;
+    const ports = new Set<number>();
+    let joined = 0;
+    let next = 0;
+    const n = 600;
+    await Promise.all(
+      Array.from({ length: 30 }, async () => {
+        while (next < n) {
+          next++;
+          const out = await modules.run(target(url), AbortSignal.timeout(3000), ctx);
+          assert.equal(out.success, true, out.failureMessage);
+          const k = await runner.join(out.socketInfo!);
+          assert.ok(k, 'joined');
+          assert.equal(k.localPort, out.socketInfo!.localPort);
+          assert.ok(k.connectNs > 0n && k.firstByteNs >= 4_000_000n, `connect ${k.connectNs}, first byte ${k.firstByteNs}`);
+          ports.add(k.localPort);
+          joined++;
+        }
+      }),
+    );
+    assert.equal(joined, n);
+    assert.equal(runner.counts.lost, 0);
+    assert.equal(runner.joiner.heldEvents, 0, 'no kernel record left unclaimed');
+    assert.equal(runner.joiner.waitingProbes, 0);
+    assert.ok(ports.size > n / 2, `${ports.size} distinct local ports`);
+  });
+
   it('joins a refused connect (no local port in Node) by peer and window: reset counted, never established', async () => {
     const out = await modules.run(target(`http://127.0.0.1:${refusedPort}/`), AbortSignal.timeout(3000), ctx);
     assert.equal(out.failureCode, 'connect_refused');
