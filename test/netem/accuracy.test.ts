@@ -4,6 +4,15 @@
  * user-space connect phase within 1 ms (medians), at one-way delays of 0.5, 2 and 20 ms;
  * SYN and data losses must show as counted retransmits on the probes that had them.
  * Needs root (CI runs as root); skips with the reason otherwise.
+ *
+ * The truth and the kernel figure are different connections, so they must cross the path
+ * under the same conditions: each truth connect is paired with one probe (alternating
+ * which goes first), each starts on an idle path, and the truth timer busy-polls its
+ * non-blocking connect (a blocked thread's wake-up after ESTABLISHED, tens of µs here and
+ * more under load, is in a connect() timing but not in SYN_SENT → ESTABLISHED). The
+ * delayer and conntimer run SCHED_FIFO. With batches of 10 truths then 10 probes, a
+ * blocking timer and no real-time priority, the 20 ms case missed the 50 µs bound about
+ * once in four CI runs (61 µs) and by hundreds of µs with two busy loops running.
  */
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
@@ -22,9 +31,13 @@ describe('accuracy vs injected delay (netns + NFQUEUE delayer)', { skip: unavail
   });
 
   for (const delayUs of [500, 2000, 20000]) {
-    it(`one-way delay ${delayUs / 1000} ms: kernel connect within 50 µs of truth, user-space within 1 ms (medians)`, async () => {
+    it(`one-way delay ${delayUs / 1000} ms: kernel connect within 50 µs of truth, user-space within 1 ms (medians)`, async (tc) => {
       await path.setDelay(delayUs);
-      const { samples, done } = await drive(path, { rounds: 3, perRound: 10, conntimer: path.tools.conntimer });
+      // Truth and probes in pairs, alternating which goes first, each connect starting on an
+      // idle path (the previous connection's teardown takes one delayed round trip), the
+      // truth's end read by polling instead of a wake-up: see the module comment.
+      const gapMs = Math.ceil((2 * delayUs) / 1000) + 5;
+      const { samples, done } = await drive(path, { rounds: 3, perRound: 10, conntimer: path.tools.conntimer, pairwise: true, spin: true, gapMs });
       assert.deepEqual(done.ebpf, { up: true, reason: '' });
       const truth = samples.flatMap((s) => (s.kind === 'truth' ? [s.ns] : []));
       const pm = samples.flatMap((s) => (s.kind === 'pm' ? [s] : []));
@@ -34,8 +47,10 @@ describe('accuracy vs injected delay (netns + NFQUEUE delayer)', { skip: unavail
       const kernel = pm.map((p) => p.kernel!.connectNs);
       const user = pm.map((p) => p.userConnectNs);
       const t = median(truth);
+      const us = (ns: number): string => (ns / 1000).toFixed(1);
+      tc.diagnostic(`truth median ${us(t)} µs; kernel ${us(median(kernel) - t)} µs and user-space ${us(median(user) - t)} µs off it (medians)`);
       assert.ok(t >= delayUs * 1000 && t < delayUs * 1000 + 2_000_000, `truth ${t} ns reflects the ${delayUs} µs delay`);
-      assert.ok(Math.abs(median(kernel) - t) <= 50_000, `kernel median ${median(kernel)} ns vs truth ${t} ns`);
+      assert.ok(Math.abs(median(kernel) - t) <= 50_000, `kernel median ${median(kernel)} ns vs truth ${t} ns: ${((median(kernel) - t) / 1000).toFixed(1)} µs off`);
       assert.ok(Math.abs(median(user) - t) <= 1_000_000, `user-space median ${median(user)} ns vs truth ${t} ns`);
       assert.ok(pm.every((p) => p.kernel!.retransmits === 0 && p.kernel!.resets === 0), 'no retransmits or resets without loss');
       assert.ok(pm.every((p) => p.kernel!.srttUs >= delayUs * 0.9), 'srtt reflects the delay');

@@ -9,8 +9,11 @@
  * Packets TO port P are accepted at once, except: --drop-first-syn drops the first SYN of
  * each client (addr, port) — the client's SYN retransmit follows ~1 s later;
  * --drop-first-data drops the first data segment of each client connection — a data
- * retransmit follows. Prints "ready" once bound. Single thread: ppoll with ns timeouts,
- * timer slack 1 ns, a short spin for the last 20 µs, so release is within a few µs.
+ * retransmit follows (the test's rules queue packets to P only when loss is asked for).
+ * Prints "ready" once bound. Single thread: ppoll with ns timeouts, timer slack 1 ns, a
+ * short spin for the last 20 µs, so release is within a few µs; SCHED_FIFO (priority 20)
+ * when allowed, so its wake-ups, which count in every delayed packet's delay, do not wait
+ * behind other processes on a loaded machine.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,6 +23,7 @@
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +111,8 @@ int main(int argc, char **argv) {
   }
   delay_ns = (uint64_t)delay_us * 1000ull;
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  struct sched_param sp = { .sched_priority = 20 };
+  if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) perror("delayer: SCHED_FIFO (delay jitter will follow the machine's load)");
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   struct nfq_handle *h = nfq_open();
