@@ -3,7 +3,7 @@
  * stopped by PID (SIGTERM, then SIGKILL after a grace period), in reverse start order.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, closeSync, openSync } from 'node:fs';
+import { accessSync, constants, closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, ProbemeshError } from '@probemesh/common';
 
@@ -19,6 +19,8 @@ export interface Child {
   proc: ChildProcess;
   /** Resolves with the exit code (or signal) when it exits. */
   exited: Promise<string>;
+  /** Size of the log file when this child started (the log is appended to across runs). */
+  logStart: number;
 }
 
 /** Finds an executable on PATH or in the sbin/bin dirs Debian packages use. */
@@ -65,6 +67,7 @@ export class ChildSet {
   start(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; dieWithParent?: boolean } = {}): Child {
     const logFile = join(this.logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
+    const logStart = fstatSync(fd).size;
     const setpriv = opts.dieWithParent ? findSetpriv() : undefined;
     const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', cmd, ...args]] : [cmd, args];
     const proc = spawn(file, argv, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, detached: true });
@@ -74,9 +77,18 @@ export class ChildSet {
       proc.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
       proc.once('error', (err) => resolve(`error ${err.message}`));
     });
-    const child: Child = { name, pid: proc.pid, logFile, proc, exited };
+    const child: Child = { name, pid: proc.pid, logFile, proc, exited, logStart };
     this.children.push(child);
     return child;
+  }
+
+  /** What `c` wrote to its log since it was started ('' if unreadable). */
+  newLog(c: Child): string {
+    try {
+      return readFileSync(c.logFile).subarray(c.logStart).toString('utf8');
+    } catch {
+      return '';
+    }
   }
 
   /** Stops every child, last started first; SIGKILL after `graceMs`. */
