@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createAdminClient, RunningCoordinator } from '@probemesh/coordinator';
 import { RunningProber } from '@probemesh/prober';
 import { ChildProc, waitFor } from '../harness';
-import { inProcessCoordinator, inProcessProber, Mesh, spawnCoordinator, spawnProber, startIsolatedNode, startMesh, stats, TIMING, waitAllFresh } from './mesh';
+import { inProcessCoordinator, inProcessProber, keptLogger, Mesh, spawnCoordinator, spawnProber, startIsolatedNode, startMesh, stats, TIMING, waitAllFresh } from './mesh';
 
 const TARGETS = 300;
 
@@ -26,6 +26,7 @@ describe('cluster failover (3 NATS nodes, 3 probers, 2 coordinators)', { timeout
   let p3: ChildProc;
   let ids: string[] = [];
   let owners = new Map<string, string>();
+  const c2log = keptLogger('coordinator', 'c2', 'info', 2000);
 
   before(async () => {
     mesh = await startMesh(TARGETS);
@@ -33,7 +34,7 @@ describe('cluster failover (3 NATS nodes, 3 probers, 2 coordinators)', { timeout
     const admin1 = createAdminClient(c1.grpcAddress);
     try {
       await waitFor(async () => (await admin1.getRing({}, { timeoutMs: 1000 })).leader === 'c1', { timeoutMs: 20_000, what: 'c1 to lead' });
-      c2 = await inProcessCoordinator('c2', mesh.cluster.urls);
+      c2 = await inProcessCoordinator('c2', mesh.cluster.urls, c2log.log);
       assert.equal(c2.isLeader(), false, 'c2 starts as a standby');
       // Through the standby: AddTarget is forwarded to the leader.
       const admin2 = createAdminClient(c2.grpcAddress);
@@ -197,17 +198,30 @@ describe('cluster failover (3 NATS nodes, 3 probers, 2 coordinators)', { timeout
     console.log(`# NATS node n3 killed: largest gap between probe starts per target median ${gaps.median.toFixed(0)}ms max ${gaps.max.toFixed(0)}ms; result delivery delay median ${delays.median.toFixed(0)}ms max ${delays.max.toFixed(0)}ms`);
     assert.ok(gaps.max <= 2500, `a target went ${gaps.max} ms without being probed`);
     await mesh.cluster.restartNode(2);
+    const events = c2log.lines.filter((l) => /"msg":"(elected leader|no longer leader|leader cannot start assigning[^"]*|assigning \(pm_assignments read\)|leadership transition failed)"/.test(l)).map((l) => /"msg":"([^"]+)"/.exec(l)![1]);
+    console.log(`# c2 leadership over the run so far: ${events.length ? events.join(' → ') : 'no change'}`);
   });
 
   test('fencing: a prober cut off from NATS stops probing before its targets are re-probed elsewhere, and rejoins cleanly', async () => {
     const island = await startIsolatedNode(mesh);
-    const p4 = await inProcessProber('p4', 'd', [island.url]);
+    const p4log = keptLogger('prober', 'p4', 'debug');
+    const p4 = await inProcessProber('p4', 'd', [island.url], p4log.log);
     try {
+      // p4 gets its share once the leader sees its heartbeats; how fast is not what this
+      // test is about (the wait is generous), but a leader that never assigns it is.
       const joinMs = Date.now();
       const p4Targets = await waitFor(() => {
         const got = ids.filter((id) => mesh.results.between(id, joinMs).some((r) => r.prober === 'p4'));
         return got.length > 20 && Date.now() - joinMs > 3000 ? got : undefined;
-      }, { timeoutMs: 20_000, intervalMs: 250, what: 'p4 probing' });
+      }, { timeoutMs: 60_000, intervalMs: 250, what: 'p4 probing' }).catch(async (err: Error) => {
+        const m = await fetch(`${p4.httpUrl}/metrics`).then((r) => r.text()).catch((e: Error) => e.message);
+        const lines = m.split('\n').filter((l) => /^probemesh_prober_(targets|assignment_epoch|results_published_total|publish_errors_total|results_buffered)\b/.test(l));
+        const admin = createAdminClient(c2.grpcAddress);
+        const probers = await admin.listProbers({}).then((r) => JSON.stringify(r.probers.map((x) => ({ p: x.heartbeat?.prober, state: x.state, assigned: x.assignedTargets })))).catch((e: Error) => e.message).finally(() => admin.close());
+        const c2lines = c2log.lines.filter((l) => /"level":(40|50|60)|elected|leader|assignments loaded|assigning/.test(l)).slice(-30);
+        throw new Error(`${err.message}\np4 metrics: ${lines.join(' | ')}\nc2 (leader ${c2.isLeader()}, term ${c2.term()}) probers: ${probers}\nc2 log:\n${c2lines.join('\n')}\np4 log:\n${p4log.lines.slice(-30).join('\n')}`);
+      });
+      console.log(`# p4 (joined through the isolated node) probing ${p4Targets.length} targets ${Date.now() - joinMs}ms after it started (the wait asks for > 20 targets and >= 3 s)`);
       const cutMs = Date.now();
       island.kill('SIGKILL');
       await waitAllFresh(mesh, p4Targets, cutMs + 500, 15_000);

@@ -7,12 +7,12 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { KV_ASSIGNMENTS, KV_LEADER, KV_PROBERS, KV_TARGETS, loadConfig, silentLogger, STREAM_RESULTS, SUBJECT_RESULTS, toNumber } from '@probemesh/common';
+import { createLogger, KV_ASSIGNMENTS, KV_LEADER, KV_PROBERS, KV_TARGETS, loadConfig, Logger, silentLogger, STREAM_RESULTS, SUBJECT_RESULTS, toNumber } from '@probemesh/common';
 import { coordinatorConfigSchema, RunningCoordinator, startCoordinator } from '@probemesh/coordinator';
 import { proberConfigSchema, RunningProber, startProber } from '@probemesh/prober';
 import { probemesh } from '@probemesh/proto';
 import { connect, NatsConnection, RetentionPolicy, StorageType } from 'nats';
-import { ChildProc, freePort, NatsCluster, NatsServer, Procs, startNats, startHttpTargets, startNatsCluster, tempDir, removeDir, HttpTargets, waitFor } from '../harness';
+import { ChildProc, freePort, httpGet, NatsCluster, NatsServer, Procs, startNats, startHttpTargets, startNatsCluster, tempDir, removeDir, HttpTargets, waitFor } from '../harness';
 
 /** The CLI entry point run for child-process services. */
 export const CLI = resolve(__dirname, '../../../services/cli/dist/main.js');
@@ -178,14 +178,26 @@ export async function spawnCoordinator(mesh: Mesh, id: string): Promise<{ child:
   return { child, grpcAddress: `127.0.0.1:${port}` };
 }
 
-/** Starts a prober in this process. */
-export async function inProcessProber(id: string, zone: string, servers: readonly string[]): Promise<RunningProber> {
-  return startProber(loadConfig(proberConfigSchema, { text: proberYaml(id, zone, servers) }), { log: silentLogger() });
+/** Starts a prober in this process (logs discarded unless `log` is given). */
+export async function inProcessProber(id: string, zone: string, servers: readonly string[], log: Logger = silentLogger()): Promise<RunningProber> {
+  return startProber(loadConfig(proberConfigSchema, { text: proberYaml(id, zone, servers) }), { log });
 }
 
-/** Starts a coordinator in this process. */
-export async function inProcessCoordinator(id: string, servers: readonly string[]): Promise<RunningCoordinator> {
-  return startCoordinator(loadConfig(coordinatorConfigSchema, { text: coordinatorYaml(id, servers, 0) }), { log: silentLogger() });
+/** Starts a coordinator in this process (logs discarded unless `log` is given). */
+export async function inProcessCoordinator(id: string, servers: readonly string[], log: Logger = silentLogger()): Promise<RunningCoordinator> {
+  return startCoordinator(loadConfig(coordinatorConfigSchema, { text: coordinatorYaml(id, servers, 0) }), { log });
+}
+
+/** A logger that keeps its last `keep` lines in memory, to show when a step fails. */
+export function keptLogger(service: string, id: string, level = 'info', keep = 400): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const log = createLogger(service, id, level, {
+    write(line: string) {
+      lines.push(line.trimEnd());
+      if (lines.length > keep) lines.splice(0, lines.length - keep);
+    },
+  });
+  return { log, lines };
 }
 
 /** Waits until every target of `ids` has a result started at or after `sinceMs`; returns the owner map. */
@@ -227,7 +239,8 @@ export function stats(xs: readonly number[]): { n: number; median: number; p95: 
 /**
  * A 4th cluster member without JetStream and with `--no_advertise`: its clients learn
  * no other server, so a client connected only to it is really cut off from NATS when
- * it dies (with discovery, nats.js would just reconnect to another node).
+ * it dies (with discovery, nats.js would just reconnect to another node). Resolves once
+ * it has routes to the three members.
  */
 export async function startIsolatedNode(mesh: Mesh): Promise<NatsServer> {
   const conf = await readFile(join(mesh.cluster.dir, 'n1.conf'), 'utf8');
@@ -235,5 +248,16 @@ export async function startIsolatedNode(mesh: Mesh): Promise<NatsServer> {
   const routes = [1, 2, 3].map(async (i) => /cluster \{[\s\S]*?listen: "([^"]+)"/.exec(await readFile(join(mesh.cluster.dir, `n${i}.conf`), 'utf8'))?.[1]);
   const routeUrls = (await Promise.all(routes)).map((r) => `nats-route://${r}`).join(',');
   const routePort = await freePort();
-  return startNats({ jetstream: false, procs: mesh.procs, extraArgs: ['--cluster_name', clusterName ?? '', '--cluster', `nats://127.0.0.1:${routePort}`, '--routes', routeUrls, '--no_advertise'] });
+  const node = await startNats({ jetstream: false, procs: mesh.procs, extraArgs: ['--cluster_name', clusterName ?? '', '--cluster', `nats://127.0.0.1:${routePort}`, '--routes', routeUrls, '--no_advertise'] });
+  // Healthy is not connected: until it has a route to every member, a request it
+  // forwards (JetStream API, KV) may reach no server that answers, and times out.
+  await waitFor(
+    async () => {
+      const r = await httpGet(`${node.monitorUrl}/routez`, 1_000);
+      const peers = r.status === 200 ? ((JSON.parse(r.body) as { routes?: { remote_id: string }[] }).routes ?? []) : [];
+      return new Set(peers.map((x) => x.remote_id)).size >= 3;
+    },
+    { timeoutMs: 20_000, intervalMs: 100, what: `the isolated node's routes to the 3 cluster members` },
+  );
+  return node;
 }

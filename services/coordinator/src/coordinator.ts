@@ -131,10 +131,30 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
 
     // Leadership transitions run one at a time, in order.
     let transition: Promise<void> = Promise.resolve();
+    let closing = false;
+    const stillLeading = (term: bigint) => !closing && theLease.isLeader() && theLease.term === term;
     const lead = async (term: bigint) => {
       counters.elections.inc();
       coverage = new CoverageTracker(clock, (s) => counters.coverageGap.observe(s));
-      publisher = await AssignmentPublisher.start({
+      // Starting reads pm_assignments, which fails while JetStream recovers (e.g. just
+      // after a NATS node restarted). A leader without a publisher would hold the lease
+      // and assign nothing for as long as it stays leader: retry while this term lasts.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          publisher = await startPublisher(term);
+          if (attempt > 1) log.info({ term: String(term), attempt }, 'assigning (pm_assignments read)');
+          return;
+        } catch (err) {
+          if (!stillLeading(term)) throw err;
+          const retryMs = Math.min(2_000, 250 * attempt);
+          log.warn({ err: (err as Error).message, term: String(term), attempt, retry_ms: retryMs }, 'leader cannot start assigning (reading pm_assignments failed); retrying');
+          await new Promise((r) => setTimeout(r, retryMs));
+          if (!stillLeading(term)) return;
+        }
+      }
+    };
+    const startPublisher = (term: bigint) =>
+      AssignmentPublisher.start({
         coordinatorId: config.id,
         term,
         vnodesPerCapacity: config.vnodes_per_capacity,
@@ -151,7 +171,6 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
         counters,
         coverage,
       });
-    };
     const stepDown = async () => {
       const p = publisher;
       publisher = undefined;
@@ -174,6 +193,7 @@ export async function startCoordinator(config: CoordinatorConfig, deps: Coordina
     await theLease.start();
     cleanups.push(async () => {
       // Stop writing first, then release the lease so a standby takes over at once.
+      closing = true;
       await transition;
       await stepDown();
       await theLease.stop();
