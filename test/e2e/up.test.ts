@@ -57,7 +57,9 @@ test('probemesh up runs the mesh, demo targets reach Prometheus, SIGTERM leaves 
     assert.equal(instances.size, 5);
   } finally {
     child.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 40_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 40_000)))]);
+    clearTimeout(timer); // else it holds the test process 40 s after the test
     if (code === 'timeout') child.kill('SIGKILL');
     assert.equal(code, 0, `probemesh up exits 0 on SIGTERM:\n${out.slice(-2000)}`);
     assert.match(out, /probemesh up: stopped/);
