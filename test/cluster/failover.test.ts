@@ -240,7 +240,14 @@ describe('cluster failover (3 NATS nodes, 3 probers, 2 coordinators)', { timeout
       const firstOther = moved.median;
       console.log(`# fencing: p4 published ${cutResults.length} results probed while cut off (kept: it still owned them), the last started ${lastStart.toFixed(0)}ms after the cut (fence_after ${fenceAfter}ms; others took over after ~${firstOther.toFixed(0)}ms)`);
       assert.ok(lastStart <= fenceAfter + 1000, `p4 started a probe ${lastStart} ms after the cut, later than fence_after + 1 s`);
-      const rejoined = ids.filter((id) => mesh.results.between(id, backMs + 2000).some((r) => r.prober === 'p4'));
+      // Rejoining takes: reconnect, heartbeats seen by the leader again, a new assignment,
+      // and the first probes spread over the interval; the results published right after
+      // the restart are the ones buffered while cut off, so wait for probes started later.
+      const rejoined = await waitFor(() => {
+        const got = ids.filter((id) => mesh.results.between(id, backMs + 1000).some((r) => r.prober === 'p4'));
+        return got.length > 0 ? got : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 250, what: 'p4 probing a share again after rejoining' });
+      console.log(`# p4 rejoined: probing ${rejoined.length} targets ${Date.now() - backMs}ms after its NATS server came back`);
       assert.ok(rejoined.length > 0, 'p4 got a share again after rejoining');
     } finally {
       await p4.stop();
