@@ -1,6 +1,6 @@
 /**
  * One HTTP request/response on a fresh connection (one hop of an http probe): resolve,
- * TCP connect, TLS with our own verification, then HTTP/1.1 (node:http on the socket) or
+ * TCP connect, TLS with our own verification, then HTTP/1.1 (http1.ts on the socket) or
  * HTTP/2 (node:http2 on the socket: ALPN `h2` over TLS, or h2c with prior knowledge), the
  * body read (decoded, size-limited, kept only when a body regex needs it).
  *
@@ -8,14 +8,13 @@
  * processing (first response byte for HTTP/1.1, the response HEADERS for HTTP/2: the
  * server's SETTINGS frame is not an answer), transfer (body end).
  */
-import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
-import { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { Clock } from '@probemesh/common';
 import { stampConnect } from './dial';
+import { Http1ResponseParser, sendHttp1 } from './http1';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { PreparedHttp } from './http-options';
 import { resolveAddress, ResolveAllFn } from './target-addr';
@@ -112,7 +111,7 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
     let localPort: number | undefined;
     let tlsSock: TLSSocket | undefined;
     let session: http2.ClientHttp2Session | undefined;
-    let h1: http.ClientRequest | undefined;
+    let h1: Http1ResponseParser | undefined;
     const chunks: Buffer[] = [];
     const phaseNow = (): number => {
       const i = marks.findIndex((m) => m === undefined);
@@ -125,7 +124,7 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
       out.endNs = endNs ?? marks[TRANSFER] ?? clock.monoNs();
       if (code !== undefined) out.failure = { code, message: message ?? code };
       if (prep.keepBody) out.body = Buffer.concat(chunks);
-      h1?.destroy();
+      h1?.stop();
       session?.destroy();
       tlsSock?.destroy();
       sock?.destroy();
@@ -143,41 +142,47 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
     };
     signal.addEventListener('abort', onAbort, { once: true });
 
-    const readBody = (stream: Readable, contentLength: string | undefined): void => {
+    /** Where body bytes go: decoded when `compression` is set, counted, kept for body regexes, size-limited. */
+    const bodySink = (contentLength: string | undefined): { write(chunk: Buffer): void; end(): void } => {
       out.contentLength = contentLength !== undefined && /^\d+$/.test(contentLength) ? Number(contentLength) : -1;
-      let src: Readable = stream;
-      const c = prep.opts.compression;
-      if (c === 'gzip' || c === 'deflate' || c === 'br') {
-        const decoder = c === 'gzip' ? createGunzip() : c === 'deflate' ? createInflate() : createBrotliDecompress();
-        decoder.on('error', (err) => finish(FailureCodes.ERROR, `decoding the ${c} response body: ${err.message}`));
-        stream.pipe(decoder);
-        src = decoder;
-      }
       const limit = prep.opts.body_size_limit;
-      src.on('data', (chunk: Buffer) => {
+      const take = (chunk: Buffer): void => {
+        if (done) return;
         out.bodyLength += chunk.length;
         if (limit > 0 && out.bodyLength > limit) return finish(FailureCodes.ERROR, `response body exceeds body_size_limit (${limit} bytes)`);
         if (prep.keepBody) chunks.push(chunk);
-      });
-      src.once('end', () => {
+      };
+      const ended = (): void => {
         marks[TRANSFER] = clock.monoNs();
         finish();
-      });
-      stream.on('error', onError('reading the response body'));
+      };
+      const c = prep.opts.compression;
+      if (c !== 'gzip' && c !== 'deflate' && c !== 'br') return { write: take, end: ended };
+      const decoder = c === 'gzip' ? createGunzip() : c === 'deflate' ? createInflate() : createBrotliDecompress();
+      decoder.on('error', (err) => finish(FailureCodes.ERROR, `decoding the ${c} response body: ${err.message}`));
+      decoder.on('data', take);
+      decoder.once('end', ended);
+      return { write: (chunk) => void decoder.write(chunk), end: () => void decoder.end() };
     };
 
     const sendH1 = (s: Socket): void => {
-      s.once('data', () => (marks[PROCESSING] ??= clock.monoNs()));
-      h1 = http.request({ createConnection: () => s, method: req.method, path: `${url.pathname}${url.search}`, headers: { ...req.headers, host: req.authority } });
-      h1.on('response', (res: http.IncomingMessage) => {
-        marks[PROCESSING] ??= clock.monoNs();
-        out.status = res.statusCode ?? 0;
-        out.protocol = `HTTP/${res.httpVersion}`;
-        out.headers = distinct(res.headersDistinct);
-        readBody(res, res.headers['content-length']);
-      });
-      h1.on('error', onError('request'));
-      h1.end(req.body);
+      let sink: { write(chunk: Buffer): void; end(): void } | undefined;
+      h1 = sendHttp1(
+        s,
+        { method: req.method, path: `${url.pathname}${url.search}`, host: req.authority, headers: req.headers, body: req.body },
+        {
+          firstByte: () => (marks[PROCESSING] ??= clock.monoNs()),
+          head: (h) => {
+            out.status = h.status;
+            out.protocol = h.protocol;
+            out.headers = h.headers;
+            sink = bodySink(h.headers['content-length']?.[0]);
+          },
+          body: (chunk) => sink!.write(chunk),
+          end: () => sink!.end(),
+          error: (message, closed) => (closed ? finish(FailureCodes.RESET, `${message} (${HTTP_PHASES[phaseNow()]})`) : finish(FailureCodes.ERROR, `malformed HTTP/1.1 response: ${message}`)),
+        },
+      );
     };
 
     const sendH2 = (s: Socket): void => {
@@ -192,7 +197,9 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
         out.protocol = 'HTTP/2.0';
         out.headers = distinct(h);
         const cl = h['content-length'];
-        readBody(stream, Array.isArray(cl) ? cl[0] : cl);
+        const sink = bodySink(Array.isArray(cl) ? cl[0] : cl);
+        stream.on('data', (chunk: Buffer) => sink.write(chunk));
+        stream.once('end', () => sink.end());
       });
       stream.on('error', onError('HTTP/2 stream'));
       if (req.body !== undefined) stream.end(req.body);
@@ -207,7 +214,7 @@ export async function exchange(req: HopRequest, prep: PreparedHttp, resolveAll: 
       connectStartNs = ns;
       marks[RESOLVE] = ns;
     });
-    sock.on('error', onError('connect'));
+    sock.on('error', onError('connection'));
     sock.once('connect', () => {
       marks[CONNECT] = stamps.endNs ?? clock.monoNs();
       // Set once connected: passed to connect() it is one more syscall before 'connect'.

@@ -251,6 +251,8 @@ describe('http options', () => {
     assert.match(issues({ valid_http_versions: ['HTTP/3'] })[0] ?? '', /valid_http_versions\[0\]/);
     assert.match(issues({ tls_config: { min_version: 'TLS13', max_version: 'TLS12' } })[0] ?? '', /tls_config\.min_version: must not be above/);
     assert.match(issues({ bearer_token: 'a', basic_auth: { username: 'u' } })[0] ?? '', /at most one of/);
-    assert.deepEqual(issues({ body_size_limit: '10MB', no_follow_redirects: true }), []);
+    assert.match(issues({ headers: { 'Bad Name': 'x' } })[0] ?? '', /^modules\.m\.http\.headers\.Bad Name: invalid header name/);
+    assert.match(issues({ headers: { 'X-Injected': 'a\r\nX-Evil: 1' } })[0] ?? '', /^modules\.m\.http\.headers\.X-Injected: a header value must not contain CR, LF or NUL/);
+    assert.deepEqual(issues({ body_size_limit: '10MB', no_follow_redirects: true, headers: { 'X-Ok': 'a: b, "c"' } }), []);
   });
 });

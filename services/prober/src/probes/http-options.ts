@@ -108,6 +108,11 @@ export const httpProbeSchema = obj(
       if (v.bearer_token !== undefined && v.bearer_token_file !== undefined) addIssue(ctx, p('bearer_token_file'), 'bearer_token and bearer_token_file are mutually exclusive');
       if (v.basic_auth?.password !== undefined && v.basic_auth.password_file !== undefined) addIssue(ctx, p('basic_auth.password_file'), 'password and password_file are mutually exclusive');
       if (v.authorization?.credentials !== undefined && v.authorization.credentials_file !== undefined) addIssue(ctx, p('authorization.credentials_file'), 'credentials and credentials_file are mutually exclusive');
+      for (const [name, value] of Object.entries(v.headers)) {
+        // Sent as written (http1.ts): a name must be an RFC 9110 token, a value has no CR/LF/NUL.
+        if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) addIssue(ctx, p(`headers.${name}`), 'invalid header name (letters, digits and !#$%&\'*+-.^_`|~ only)');
+        else if (/[\r\n\0]/.test(value)) addIssue(ctx, p(`headers.${name}`), 'a header value must not contain CR, LF or NUL');
+      }
       if (v.http2_prior_knowledge && !v.enable_http2) addIssue(ctx, p('http2_prior_knowledge'), 'needs enable_http2: true');
     },
   },
