@@ -30,7 +30,8 @@ describe('tls-info: chain walk and name checks', () => {
   const read = (f: string): Buffer => readFileSync(join(dir, f));
 
   const serve = async (key: string, chain: string[]): Promise<number> => {
-    const s = createServer({ key: read(`${key}.key`), cert: Buffer.concat(chain.map((c) => read(`${c}.crt`))) }, (c) => c.end());
+    // The client's suite order decides (as with OpenSSL's and nginx's defaults).
+    const s = createServer({ key: read(`${key}.key`), cert: Buffer.concat(chain.map((c) => read(`${c}.crt`))), honorCipherOrder: false }, (c) => c.end());
     s.on('tlsClientError', () => {});
     servers.push(s);
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -86,6 +87,9 @@ describe('tls-info: chain walk and name checks', () => {
       assert.equal(info?.issuer, 'CN=pm inter,O=pm\\, inter');
       assert.equal(info?.subjectalternative, '*.example.test,host.test');
       assert.match(info?.fingerprint_sha256 ?? '', /^[0-9a-f]{64}$/);
+      // Go's TLS 1.3 preference, not OpenSSL's (TLS_AES_256_GCM_SHA384 first): the suite a Go client gets here.
+      assert.deepEqual(gauge(gauges, 'probe_tls_cipher_info')?.labels, { cipher: 'TLS_AES_128_GCM_SHA256' });
+      assert.deepEqual(gauge(gauges, 'probe_tls_version_info')?.labels, { version: 'TLS 1.3' });
     }
     assert.equal(tls.leaves.size, 1);
   });

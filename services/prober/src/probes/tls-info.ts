@@ -11,7 +11,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { ConnectionOptions, createSecureContext, PeerCertificate, rootCertificates, SecureContext, SecureVersion, TLSSocket } from 'node:tls';
+import { ConnectionOptions, createSecureContext, DEFAULT_CIPHERS, PeerCertificate, rootCertificates, SecureContext, SecureVersion, TLSSocket } from 'node:tls';
 import { addIssue, bool, Infer, obj, optional, str } from '@probemesh/common';
 import { FailureCode, FailureCodes, failureCodeOf } from './failure';
 import { GaugeValue } from './types';
@@ -77,6 +77,19 @@ export interface LeafInfo {
   readonly names: Map<string, string | undefined>;
 }
 
+/**
+ * TLS 1.3 suites in Go's order (AES-128-GCM first on CPUs with AES instructions), not
+ * OpenSSL's (AES-256-GCM first): a server that takes the client's preference (OpenSSL's
+ * default, nginx's `ssl_prefer_server_ciphers off`; Node servers prefer their own unless
+ * `honorCipherOrder: false`) then negotiates with us the suite it negotiates with Go's client
+ * (blackbox_exporter), so probe_tls_cipher_info shows what blackbox users' connections
+ * get and both probers pay for the same handshake. TLS 1.2 keeps Node's list (its first
+ * choices are Go's too: ECDHE with AES-128-GCM).
+ */
+const GO_TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384';
+/** Node's `ciphers` takes both lists in one string (TLS 1.3 names start with TLS_). */
+const CIPHERS = [GO_TLS13_SUITES, ...DEFAULT_CIPHERS.split(':').filter((c) => !c.startsWith('TLS_'))].join(':');
+
 /** Reads the files of `cfg`; throws (a configuration error) when one cannot be read. */
 export function prepareTls(cfg: TlsConfig): PreparedTls {
   const options: ConnectionOptions = {
@@ -86,6 +99,7 @@ export function prepareTls(cfg: TlsConfig): PreparedTls {
     key: cfg.key_file !== undefined ? readFileSync(cfg.key_file) : undefined,
     minVersion: cfg.min_version !== undefined ? TLS_VERSIONS[cfg.min_version] : undefined,
     maxVersion: cfg.max_version !== undefined ? TLS_VERSIONS[cfg.max_version] : undefined,
+    ciphers: CIPHERS,
   };
   return { config: cfg, options, secureContext: createSecureContext(options), leaves: new Map(), connectOptions: new Map() };
 }
