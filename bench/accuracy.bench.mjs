@@ -20,6 +20,7 @@ if (why) {
 }
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const PER = Number(process.env.PER_ROUND ?? 10);
+const PAIRWISE = process.env.PAIRWISE !== '0';
 const path = new DelayedPath(buildTools());
 const results = [];
 let bb;
@@ -37,7 +38,12 @@ try {
   }
   for (const delayUs of [500, 2000, 20000]) {
     await path.setDelay(delayUs);
-    const { samples, done } = await drive(path, { rounds: ROUNDS, perRound: PER, conntimer: path.tools.conntimer, blackbox: bbUrl });
+    // PAIRWISE (default): each truth connect paired with one probe, alternating which goes
+    // first, each on an idle path, the truth's end busy-polled (no wake-up of a blocked
+    // thread in it: the kernel's SYN_SENT → ESTABLISHED contains none). PAIRWISE=0: the
+    // older batches (10 truths, then 10 probes) with a blocking connect() timer.
+    const gapMs = Math.ceil((2 * delayUs) / 1000) + 5;
+    const { samples, done } = await drive(path, { rounds: ROUNDS, perRound: PER, conntimer: path.tools.conntimer, blackbox: bbUrl, ...(PAIRWISE ? { pairwise: true, spin: true, gapMs } : {}) });
     if (!done.ebpf.up) throw new Error(`eBPF down: ${done.ebpf.reason}`);
     const ping = path.pingTruth(20).map((ms) => ms * 1e6);
     const pick = (k) => samples.filter((s) => s.kind === k);
@@ -77,4 +83,4 @@ for (const r of results) {
   console.log(`| ${r.delay_us / 1000} ms | ${f(r.truth.median_us)} µs (${f(r.truth.ping_rtt_median_us)}) | ${c(r.probemesh_kernel)} | ${c(r.probemesh_user)} | ${c(r.blackbox_http_connect)} | ${c(r.blackbox_tcp_connect_duration)} | ${f(r.agent_overhead_user_minus_kernel_us.median)} / ${f(r.agent_overhead_user_minus_kernel_us.p90)} |`);
 }
 mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'accuracy.json'), JSON.stringify({ rounds: ROUNDS, perRound: PER, results }, null, 2));
+writeFileSync(join(here, 'results', 'accuracy.json'), JSON.stringify({ when: new Date().toISOString(), rounds: ROUNDS, perRound: PER, truth: PAIRWISE ? 'pairwise, busy-polled connect()' : 'batches, blocking connect()', results }, null, 2));

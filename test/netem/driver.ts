@@ -110,8 +110,11 @@ async function main(): Promise<void> {
       for (let i = 0; i < a.perRound; i++) {
         const tcp = await blackbox(a.blackbox, 'tcp_connect', `${a.addr}:${a.port}`, /^probe_duration_seconds ([0-9.e+-]+)$/m);
         if (tcp !== undefined) emit({ kind: 'bb_tcp', ns: tcp });
+        // Pairwise: blackbox's connects start on an idle path too (the previous teardown done).
+        if (pairwise) await new Promise((res) => setTimeout(res, a.gapMs ?? 5));
         const http = await blackbox(a.blackbox, 'http_2xx', url, /^probe_http_duration_seconds\{phase="connect"\} ([0-9.e+-]+)$/m);
         if (http !== undefined) emit({ kind: 'bb_http_connect', ns: http });
+        if (pairwise) await new Promise((res) => setTimeout(res, a.gapMs ?? 5));
       }
     }
   }
